@@ -8,6 +8,7 @@
 #include <cstring>
 #include <memory>
 #include <span>
+#include <vector>
 
 namespace tcplab::tcp {
 
@@ -36,16 +37,17 @@ class ByteRing {
   }
 
   // `len` bytes starting `offset` bytes past the front, contiguous: either a view into the ring
-  // or, when the range wraps, a copy in `scratch` (which must hold `len` bytes).
-  std::span<const uint8_t> Peek(size_t offset, size_t len, uint8_t* scratch) const {
+  // or, only when the range wraps, a copy in `scratch`.
+  std::span<const uint8_t> Peek(size_t offset, size_t len, std::vector<uint8_t>& scratch) const {
     len = std::min(len, size_ - std::min(offset, size_));
     if (len == 0) return {};
     size_t start = (head_ + offset) % cap_;
     if (start + len <= cap_) return {&buf_[start], len};
     size_t first = cap_ - start;
-    std::memcpy(scratch, &buf_[start], first);
-    std::memcpy(scratch + first, &buf_[0], len - first);
-    return {scratch, len};
+    if (scratch.size() < len) scratch.resize(len);
+    std::memcpy(scratch.data(), &buf_[start], first);
+    std::memcpy(scratch.data() + first, &buf_[0], len - first);
+    return {scratch.data(), len};
   }
 
   // Copies out and removes up to out.size() bytes from the front.
