@@ -127,7 +127,6 @@ void Tcb::NegotiateOptions(const SegmentRepr& syn) {
   if (ts_enabled_ && mss > kTimestampOptionLen + 64) mss -= kTimestampOptionLen;
   smss_ = std::max<uint16_t>(mss, 64);
   cc_.Init(smss_, cfg_.initial_cwnd_segments);
-  scratch_.resize(smss_);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -216,6 +215,7 @@ void Tcb::OnSegmentSynSent(const SegmentRepr& seg, Instant now) {
   }
   irs_ = seg.seq;
   rcv_nxt_ = seg.seq + 1;
+  rcv_adv_ = rcv_nxt_;  // the next segment advertises the window afresh
   NegotiateOptions(seg);
   if (ts_enabled_) {
     ts_recent_ = seg.options.timestamps->val;
@@ -397,7 +397,6 @@ bool Tcb::ProcessAck(const SegmentRepr& seg, Instant now) {
     snd_wnd_ = 0;
     snd_wl1_ = seg.seq - 1;  // let this segment set the window below
     SetState(TcpState::kEstablished, "ACK of SYN received", now);
-    if (pending_shutdown_) fin_queued_ = true;  // the state change follows below
   }
   // RFC 5961 §5.2: the ACK must lie in [SND.UNA - MAX.SND.WND, SND.NXT]; otherwise drop it and
   // send an ACK. (SND.NXT here is SND.MAX: after an RTO rewind, later ACKs are still valid.)
@@ -416,6 +415,8 @@ bool Tcb::ProcessAck(const SegmentRepr& seg, Instant now) {
   if (snd_wnd_ > 0) {
     StopTimer(persist_deadline_, TimerKind::kPersist, now);
     persist_backoff_ = 0;
+  } else {
+    rto_retries_ = 0;  // the receiver is alive and says "wait": probing goes on (RFC 9293 §3.8.6.1)
   }
   if (pending_shutdown_ && state_ == TcpState::kEstablished) {
     pending_shutdown_ = false;
@@ -485,7 +486,8 @@ void Tcb::ProcessNewAck(const SegmentRepr& seg, Instant now) {
 // is outstanding, and leaves the window unchanged.
 void Tcb::ProcessDupAck(const SegmentRepr& seg, Instant now) {
   bool dup = seg.payload.empty() && !seg.Has(wire::kSyn) && !seg.Has(wire::kFin) &&
-             snd_max_ > snd_una_ && (uint32_t{seg.window} << snd_wscale_) == snd_wnd_;
+             snd_max_ > snd_una_ && (uint32_t{seg.window} << snd_wscale_) == snd_wnd_ &&
+             snd_wnd_ != 0;  // ACKs of zero-window probes are not a loss signal
   if (!dup) return;
   counters_.dup_acks_in++;
   bool was_recovering = cc_.in_recovery();
@@ -935,8 +937,7 @@ bool Tcb::SendOneDataSegment(Instant now) {
 // Sends [seq, seq+len) from the send buffer, with our FIN if it follows the last octet.
 void Tcb::SendSegmentAt(SeqNum seq, uint32_t len, bool retransmission, Instant now) {
   uint32_t off = static_cast<uint32_t>(seq - snd_buf_seq_);
-  if (scratch_.size() < len) scratch_.resize(len);
-  auto payload = send_.Peek(off, len, scratch_.data());
+  auto payload = send_.Peek(off, len, scratch_);
   uint8_t flags = wire::kAck;
   bool fin = fin_queued_ && seq + static_cast<uint32_t>(payload.size()) == FinSeq();
   if (fin) flags |= wire::kFin;
@@ -1068,7 +1069,10 @@ void Tcb::OnRtoExpired(Instant now) {
   rexmit_in_recovery_ = 0;
   sacked_.clear();  // RFC 2018 §8: the receiver may have reneged; forget SACK state
   snd_nxt_ = snd_una_;  // go back and retransmit from the first unacknowledged octet (5.4)
-  if (!SendOneDataSegment(now) && snd_nxt_ == snd_una_ && FinSent()) {
+  if (snd_wnd_ == 0 && send_.size() > static_cast<uint32_t>(snd_una_ - snd_buf_seq_)) {
+    // The window is closed: the retransmission is a one-octet window probe (RFC 9293 §3.8.6.1).
+    SendSegmentAt(snd_una_, 1, /*retransmission=*/true, now);
+  } else if (!SendOneDataSegment(now) && snd_nxt_ == snd_una_ && FinSent()) {
     SendSegmentAt(snd_una_, 0, true, now);
   }
   ArmRto(now);

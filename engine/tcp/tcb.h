@@ -213,10 +213,12 @@ class Tcb {
   // Receive sequence space.
   wire::SeqNum irs_, rcv_nxt_;
   wire::SeqNum rcv_adv_;      // right edge of the window we last advertised
-  uint64_t rcv_nxt_off_ = 0;  // stream offset of RCV.NXT
+  // Stream offset of RCV.NXT. It starts at 2^32 so that a segment starting before RCV.NXT
+  // still has a positive offset.
+  uint64_t rcv_nxt_off_ = uint64_t{1} << 32;
   ByteRing recv_;
   Reassembler reasm_;
-  uint64_t last_rcvd_off_ = 0;  // where the most recent out-of-order segment started (RFC 2018 §4)
+  uint64_t last_rcvd_off_ = uint64_t{1} << 32;  // where the most recent out-of-order segment started (RFC 2018 §4)
 
   // Options (RFC 7323, RFC 2018, RFC 9293 §3.7.1).
   uint16_t peer_mss_ = 536;
