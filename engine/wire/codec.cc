@@ -5,6 +5,14 @@
 // reported, and the wording of the error messages.
 #include "engine/wire/codec.h"
 
+#include <tins/endianness.h>
+#include <tins/exceptions.h>
+#include <tins/ip.h>
+#include <tins/ip_address.h>
+#include <tins/rawpdu.h>
+#include <tins/tcp.h>
+#include <tins/utils/checksum_utils.h>
+
 #include <algorithm>
 #include <array>
 #include <bit>
@@ -13,14 +21,6 @@
 #include <string>
 #include <string_view>
 #include <utility>
-
-#include <tins/endianness.h>
-#include <tins/exceptions.h>
-#include <tins/ip.h>
-#include <tins/ip_address.h>
-#include <tins/rawpdu.h>
-#include <tins/tcp.h>
-#include <tins/utils/checksum_utils.h>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
@@ -120,10 +120,11 @@ uint32_t PseudoHeaderSum(Ipv4 src, Ipv4 dst, size_t tcp_length) {
 
 // Sum of `bytes` with the 16-bit field at `field_offset` (even) read as zero.
 uint16_t SumSkippingField(std::span<const uint8_t> bytes, size_t field_offset) {
-  if (bytes.size() < field_offset + 2) return FoldToNetwork(SumHostOrder(bytes.data(), bytes.size()));
-  return FoldToNetwork(SumHostOrder(bytes.data(), field_offset) +
-                       SumHostOrder(bytes.data() + field_offset + 2,
-                                    bytes.size() - field_offset - 2));
+  if (bytes.size() < field_offset + 2)
+    return FoldToNetwork(SumHostOrder(bytes.data(), bytes.size()));
+  return FoldToNetwork(
+      SumHostOrder(bytes.data(), field_offset) +
+      SumHostOrder(bytes.data() + field_offset + 2, bytes.size() - field_offset - 2));
 }
 
 constexpr size_t kIpv4ChecksumOffset = 10;
@@ -194,12 +195,13 @@ absl::Status OptionWrongLength(uint8_t kind, size_t len) {
     case kOptSack: want = "10, 18, 26 or 34"; break;
     default: want = "?"; break;
   }
-  return absl::InvalidArgumentError(absl::StrFormat("TCP option kind %d (%s) has length %d, want %s",
-                                                    kind, OptionName(kind), len, want));
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "TCP option kind %d (%s) has length %d, want %s", kind, OptionName(kind), len, want));
 }
 
 absl::Status BadChecksum(std::string_view what, uint16_t got, uint16_t want) {
-  return absl::DataLossError(absl::StrFormat("bad %s checksum: got 0x%04x, want 0x%04x", what, got, want));
+  return absl::DataLossError(
+      absl::StrFormat("bad %s checksum: got 0x%04x, want 0x%04x", what, got, want));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -277,9 +279,9 @@ absl::Status CheckTcpHeader(std::span<const uint8_t> seg, size_t& header_len) {
   }
   header_len = static_cast<size_t>(data_offset) * 4;
   if (header_len > seg.size()) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "TCP data offset %d (%d octets) is beyond the segment (%d octets)", data_offset,
-        header_len, seg.size()));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("TCP data offset %d (%d octets) is beyond the segment (%d octets)",
+                        data_offset, header_len, seg.size()));
   }
   return absl::OkStatus();
 }
@@ -287,9 +289,8 @@ absl::Status CheckTcpHeader(std::span<const uint8_t> seg, size_t& header_len) {
 absl::Status VerifyTcpChecksum(Ipv4 src, Ipv4 dst, std::span<const uint8_t> seg) {
   // Summing the whole segment, checksum included, gives all ones when it is intact
   // (RFC 1071 §1 (3)). The wanted value is only computed for the error message.
-  const uint16_t sum =
-      OnesAdd(uint32_t{FoldToNetwork(SumHostOrder(seg.data(), seg.size()))} +
-              PseudoHeaderSum(src, dst, seg.size()));
+  const uint16_t sum = OnesAdd(uint32_t{FoldToNetwork(SumHostOrder(seg.data(), seg.size()))} +
+                               PseudoHeaderSum(src, dst, seg.size()));
   if (sum == 0xffff) return absl::OkStatus();
   return BadChecksum("TCP", Load16(&seg[kTcpChecksumOffset]), TcpChecksum(src, dst, seg));
 }
@@ -356,10 +357,12 @@ absl::Status DecodeTcpOptions(std::span<const uint8_t> opts, TcpOptions& out,
 
 size_t OptionsLength(const TcpOptions& o, int sack_blocks) {
   size_t n = 0;
-  if (o.mss) n += 4;                           // mss
-  if (o.timestamps) n += 12;                   // sackOK,TS  or  nop,nop,TS
-  else if (o.sack_permitted) n += 4;           // nop,nop,sackOK
-  if (o.window_scale) n += 4;                  // nop,wscale
+  if (o.mss) n += 4;  // mss
+  if (o.timestamps)
+    n += 12;  // sackOK,TS  or  nop,nop,TS
+  else if (o.sack_permitted)
+    n += 4;                                                            // nop,nop,sackOK
+  if (o.window_scale) n += 4;                                          // nop,wscale
   if (sack_blocks > 0) n += 4 + 8 * static_cast<size_t>(sack_blocks);  // nop,nop,sack
   return n;
 }
@@ -446,12 +449,8 @@ absl::Status DecodeLibtinsOptions(const Tins::TCP& tcp, TcpOptions& out) {
     if (kind == kOptEol) break;
     try {
       switch (kind) {
-        case kOptMss:
-          out.mss = opt.to<uint16_t>();
-          break;
-        case kOptWindowScale:
-          out.window_scale = opt.to<uint8_t>();
-          break;
+        case kOptMss: out.mss = opt.to<uint16_t>(); break;
+        case kOptWindowScale: out.window_scale = opt.to<uint8_t>(); break;
         case kOptSackPermitted:
           if (opt.data_size() != 0) return OptionWrongLength(kind, len);
           out.sack_permitted = true;
@@ -470,8 +469,7 @@ absl::Status DecodeLibtinsOptions(const Tins::TCP& tcp, TcpOptions& out) {
           out.timestamps = Timestamps{val, ecr};
           break;
         }
-        default:
-          break;
+        default: break;
       }
     } catch (const Tins::malformed_option&) {
       return OptionWrongLength(kind, len);
@@ -529,7 +527,7 @@ absl::StatusOr<SegmentRepr> ParseTcpWithLibtins(const Ipv4Header& ip, std::span<
       if (absl::Status s = VerifyTcpChecksumWithLibtins(ip.src, ip.dst, seg); !s.ok()) return s;
     }
     if (absl::Status s = FromLibtins(tcp, ip, r); !s.ok()) return s;
-  } catch (const std::exception&) {
+  } catch (...) {  // libtins throws malformed_packet; nothing may escape (codec.h)
     size_t eol_at = 0;
     if (absl::Status s = DiagnoseLibtinsFailure(ip, seg, verify_checksum, eol_at); !s.ok()) {
       return s;
@@ -543,7 +541,10 @@ absl::StatusOr<SegmentRepr> ParseTcpWithLibtins(const Ipv4Header& ip, std::span<
       const Tins::TCP tcp(copy.data(), static_cast<uint32_t>(header_len));
       if (absl::Status s = FromLibtins(tcp, ip, r); !s.ok()) return s;
     } catch (const std::exception& e) {
-      return absl::InternalError(absl::StrFormat("libtins rejected a valid TCP header: %s", e.what()));
+      return absl::InternalError(
+          absl::StrFormat("libtins rejected a valid TCP header: %s", e.what()));
+    } catch (...) {
+      return absl::InternalError("libtins rejected a valid TCP header");
     }
   }
   r.payload = seg.subspan(header_len);
@@ -625,8 +626,8 @@ absl::StatusOr<SegmentRepr> Parse(std::span<const uint8_t> datagram, bool verify
   r.window = Load16(&seg[14]);
   r.urgent = Load16(&seg[18]);
   r.ttl = ip.ttl;
-  if (absl::Status s = DecodeTcpOptions(seg.subspan(kTcpMinHeaderLen, header_len - kTcpMinHeaderLen),
-                                        r.options);
+  if (absl::Status s =
+          DecodeTcpOptions(seg.subspan(kTcpMinHeaderLen, header_len - kTcpMinHeaderLen), r.options);
       !s.ok()) {
     return s;
   }
@@ -701,7 +702,7 @@ void SerializeWithLibtins(const SegmentRepr& seg, std::vector<uint8_t>& out) {
     }
     const Tins::PDU::serialization_type bytes = ip.serialize();
     out.assign(bytes.begin(), bytes.end());
-  } catch (const std::exception&) {
+  } catch (...) {
     out.clear();
   }
 }

@@ -12,8 +12,8 @@ namespace {
 // One flag per header bit, low to high (RFC 9293 §3.1; ECE and CWR from RFC 3168 §6.1).
 struct FlagName {
   Flag flag;
-  const char* name;    // FlagsToString
-  char letter;         // tcpdump / packetdrill
+  const char* name;  // FlagsToString
+  char letter;       // tcpdump / packetdrill
 };
 // In tcpdump's order (F S R P . U E W), so SYN+ACK prints "S." and FIN+ACK "F." as there.
 constexpr FlagName kFlagNames[] = {
@@ -75,7 +75,8 @@ std::string SegmentRepr::ToString() const {
   absl::StrAppend(&s, " win ", window);
   if (flags & kUrg) absl::StrAppend(&s, " urg ", urgent);
   absl::StrAppend(&s, " len ", payload.size());
-  if (std::string opts = OptionsToString(options); !opts.empty()) absl::StrAppend(&s, " <", opts, ">");
+  if (std::string opts = OptionsToString(options); !opts.empty())
+    absl::StrAppend(&s, " <", opts, ">");
   return s;
 }
 

@@ -86,7 +86,8 @@ struct SegmentRepr {
   uint32_t SeqLen() const {
     return static_cast<uint32_t>(payload.size()) + ((flags & kSyn) ? 1 : 0) + ((flags & kFin) ? 1 : 0);
   }
-  // One line for logs and test failures: "198.18.0.2:1 > 198.18.0.1:80 [SYN] seq=1 ack=0 win=..".
+  // One line for logs and test failures, like tcpdump:
+  // "198.18.0.2:40000 > 198.18.0.1:80 [S.] seq 1000 ack 2001 win 65535 len 0 <mss 1460,...>".
   std::string ToString() const;
 };
 

@@ -5,10 +5,10 @@
 //   - a 1460-octet data segment with timestamps (RFC 7323), the sender's side;
 //   - a pure ACK with timestamps and 2 SACK blocks (RFC 2018), the receiver's side.
 // Each is measured through the hand-written default codec and the libtins reference codec.
+#include <benchmark/benchmark.h>
+
 #include <cstdint>
 #include <vector>
-
-#include <benchmark/benchmark.h>
 
 #include "engine/wire/codec.h"
 #include "engine/wire/segment.h"

@@ -2,9 +2,9 @@
 // (RFC 9293 §3.4, RFC 1982) and the segment acceptability test of RFC 9293 §3.10.7.4.
 #include "engine/wire/seqnum.h"
 
-#include <cstdint>
-
 #include <gtest/gtest.h>
+
+#include <cstdint>
 
 namespace tcplab::wire {
 namespace {

@@ -1,13 +1,13 @@
 // Rules of the wire codec (engine/wire/codec.h) and the text forms of segment.h.
 // One rule per test; the RFC section a rule comes from is cited beside it.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <array>
 #include <cstdint>
 #include <random>
 #include <string>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
@@ -55,11 +55,10 @@ void FixChecksums(std::vector<uint8_t>& d) {
   const size_t total = (size_t{d[2]} << 8) | d[3];
   if (total < ihl + 18 || total > d.size()) return;
   const std::span<const uint8_t> tcp(d.data() + ihl, total - ihl);
-  const uint16_t tcp_sum = TcpChecksum(Ipv4{(uint32_t{d[12]} << 24) | (uint32_t{d[13]} << 16) |
-                                            (uint32_t{d[14]} << 8) | d[15]},
-                                       Ipv4{(uint32_t{d[16]} << 24) | (uint32_t{d[17]} << 16) |
-                                            (uint32_t{d[18]} << 8) | d[19]},
-                                       tcp);
+  const uint16_t tcp_sum = TcpChecksum(
+      Ipv4{(uint32_t{d[12]} << 24) | (uint32_t{d[13]} << 16) | (uint32_t{d[14]} << 8) | d[15]},
+      Ipv4{(uint32_t{d[16]} << 24) | (uint32_t{d[17]} << 16) | (uint32_t{d[18]} << 8) | d[19]},
+      tcp);
   d[ihl + 16] = static_cast<uint8_t>(tcp_sum >> 8);
   d[ihl + 17] = static_cast<uint8_t>(tcp_sum);
 }
@@ -103,8 +102,8 @@ void ExpectSameSegment(const SegmentRepr& got, const SegmentRepr& want) {
   EXPECT_EQ(got.urgent, want.urgent);
   EXPECT_EQ(got.ttl, want.ttl);
   EXPECT_TRUE(got.options == want.options) << got.ToString() << "\n" << want.ToString();
-  EXPECT_TRUE(std::equal(got.payload.begin(), got.payload.end(), want.payload.begin(),
-                         want.payload.end()));
+  EXPECT_TRUE(
+      std::equal(got.payload.begin(), got.payload.end(), want.payload.begin(), want.payload.end()));
 }
 
 // The options Serialize is expected to deliver: SACK blocks that do not fit are dropped.
@@ -150,12 +149,13 @@ std::vector<uint8_t> RandomPool(std::mt19937& rng, size_t n) {
 // as an independent reference for TcpChecksum.
 uint16_t NaiveTcpChecksum(Ipv4 src, Ipv4 dst, std::vector<uint8_t> seg) {
   seg[16] = seg[17] = 0;
-  std::vector<uint8_t> all = {
-      static_cast<uint8_t>(src.v >> 24), static_cast<uint8_t>(src.v >> 16),
-      static_cast<uint8_t>(src.v >> 8),  static_cast<uint8_t>(src.v),
-      static_cast<uint8_t>(dst.v >> 24), static_cast<uint8_t>(dst.v >> 16),
-      static_cast<uint8_t>(dst.v >> 8),  static_cast<uint8_t>(dst.v),
-      0, 6, static_cast<uint8_t>(seg.size() >> 8), static_cast<uint8_t>(seg.size())};
+  std::vector<uint8_t> all;
+  auto put32 = [&all](uint32_t v) {
+    for (int shift = 24; shift >= 0; shift -= 8) all.push_back(static_cast<uint8_t>(v >> shift));
+  };
+  put32(src.v);
+  put32(dst.v);
+  put32((uint32_t{6} << 16) | static_cast<uint32_t>(seg.size()));  // zero, PTCL, TCP length
   all.insert(all.end(), seg.begin(), seg.end());
   if (all.size() % 2) all.push_back(0);
   uint32_t sum = 0;
@@ -255,8 +255,11 @@ TEST(Serialize, SynOptionsFollowLinuxLayout) {
   s.options.timestamps = Timestamps{1, 0};
   s.options.window_scale = 7;
   const std::vector<uint8_t> d = Bytes(s);
-  const std::vector<uint8_t> want = {2, 4, 0x05, 0xb4,  4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0,
-                                     1, 3, 3, 7};
+  const std::vector<uint8_t> want = {
+      2, 4, 0x05, 0xb4,                          // mss 1460
+      4, 2, 8,    10,   0, 0, 0, 1, 0, 0, 0, 0,  // sackOK, TS val 1 ecr 0
+      1, 3, 3,    7,                             // nop, wscale 7
+  };
   ASSERT_EQ(d.size(), 40u + want.size());
   EXPECT_EQ(std::vector<uint8_t>(d.begin() + 40, d.end()), want);
   EXPECT_EQ(d[32] >> 4, 10);  // Data Offset: 40 octets of header
@@ -422,15 +425,17 @@ TEST(Parse, RejectsTruncatedIpv4Header) {
   const std::vector<uint8_t> d = Bytes(BaseSegment());
   EXPECT_THAT(ParseBytes(std::vector<uint8_t>(d.begin(), d.begin() + 19)),
               FailsWith(absl::StatusCode::kInvalidArgument, "truncated IPv4 header"));
-  EXPECT_THAT(ParseBytes({}), FailsWith(absl::StatusCode::kInvalidArgument, "truncated IPv4 header"));
+  EXPECT_THAT(ParseBytes({}),
+              FailsWith(absl::StatusCode::kInvalidArgument, "truncated IPv4 header"));
 }
 
 TEST(Parse, RejectsIhlBeyondTheBuffer) {
   std::vector<uint8_t> d = Bytes(BaseSegment());
   d.resize(22);
   d[0] = 0x46;  // IHL 6: 24 octets
-  EXPECT_THAT(ParseBytes(d), FailsWith(absl::StatusCode::kInvalidArgument,
-                                       "truncated IPv4 header: IHL says 24 octets, datagram has 22"));
+  EXPECT_THAT(ParseBytes(d),
+              FailsWith(absl::StatusCode::kInvalidArgument,
+                        "truncated IPv4 header: IHL says 24 octets, datagram has 22"));
 }
 
 TEST(Parse, RejectsWrongIpVersionAndNamesIt) {
@@ -492,7 +497,8 @@ TEST(Parse, RejectsNonTcpAndNamesTheProtocol) {
   std::vector<uint8_t> d = Bytes(BaseSegment());
   d[9] = 17;
   FixChecksums(d);
-  EXPECT_THAT(ParseBytes(d), FailsWith(absl::StatusCode::kInvalidArgument, "not TCP: IPv4 protocol 17"));
+  EXPECT_THAT(ParseBytes(d),
+              FailsWith(absl::StatusCode::kInvalidArgument, "not TCP: IPv4 protocol 17"));
 }
 
 // IPv4 options are skipped: nothing in the engine acts on them (RFC 1122 §3.2.1.8).
@@ -525,7 +531,8 @@ TEST(Parse, RejectsDataOffsetBelowFive) {
   std::vector<uint8_t> d = Bytes(BaseSegment());
   d[32] = 4 << 4;
   FixChecksums(d);
-  EXPECT_THAT(ParseBytes(d), FailsWith(absl::StatusCode::kInvalidArgument, "TCP data offset 4 < 5"));
+  EXPECT_THAT(ParseBytes(d),
+              FailsWith(absl::StatusCode::kInvalidArgument, "TCP data offset 4 < 5"));
 }
 
 TEST(Parse, RejectsDataOffsetBeyondTheSegment) {
@@ -541,19 +548,22 @@ TEST(Parse, RejectsDataOffsetBeyondTheSegment) {
 
 TEST(Parse, RejectsOptionOverrunningTheHeaderAndNamesIt) {
   // Timestamps claims 10 octets with 8 left.
-  EXPECT_THAT(ParseBytes(WithRawOptions({1, 1, 1, 1, 8, 10, 0, 0, 0, 0, 0, 0})),
-              FailsWith(absl::StatusCode::kInvalidArgument,
-                        "TCP option kind 8 (timestamps) at option offset 4 overruns the TCP header"));
+  EXPECT_THAT(
+      ParseBytes(WithRawOptions({1, 1, 1, 1, 8, 10, 0, 0, 0, 0, 0, 0})),
+      FailsWith(absl::StatusCode::kInvalidArgument,
+                "TCP option kind 8 (timestamps) at option offset 4 overruns the TCP header"));
 }
 
 TEST(Parse, RejectsOptionWhoseLengthOctetIsMissing) {
-  EXPECT_THAT(ParseBytes(WithRawOptions({1, 1, 1, 2})),
-              FailsWith(absl::StatusCode::kInvalidArgument, "TCP option kind 2 (MSS) at option offset 3"));
+  EXPECT_THAT(
+      ParseBytes(WithRawOptions({1, 1, 1, 2})),
+      FailsWith(absl::StatusCode::kInvalidArgument, "TCP option kind 2 (MSS) at option offset 3"));
 }
 
 TEST(Parse, RejectsOptionLengthBelowTwo) {
-  EXPECT_THAT(ParseBytes(WithRawOptions({30, 1, 0, 0})),
-              FailsWith(absl::StatusCode::kInvalidArgument, "TCP option kind 30 (unknown) has length 1"));
+  EXPECT_THAT(
+      ParseBytes(WithRawOptions({30, 1, 0, 0})),
+      FailsWith(absl::StatusCode::kInvalidArgument, "TCP option kind 30 (unknown) has length 1"));
 }
 
 TEST(Parse, RejectsMssWithWrongLength) {
@@ -576,8 +586,9 @@ TEST(Parse, RejectsSackPermittedWithWrongLength) {
 
 // RFC 2018 §3: length 8n + 2; an empty or ragged SACK option is malformed.
 TEST(Parse, RejectsSackWithWrongLength) {
-  EXPECT_THAT(ParseBytes(WithRawOptions({1, 1, 5, 2})),
-              FailsWith(absl::StatusCode::kInvalidArgument, "TCP option kind 5 (SACK) has length 2"));
+  EXPECT_THAT(
+      ParseBytes(WithRawOptions({1, 1, 5, 2})),
+      FailsWith(absl::StatusCode::kInvalidArgument, "TCP option kind 5 (SACK) has length 2"));
   EXPECT_THAT(ParseBytes(WithRawOptions({5, 12, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0})),
               FailsWith(absl::StatusCode::kInvalidArgument,
                         "TCP option kind 5 (SACK) has length 12, want 10, 18, 26 or 34"));
