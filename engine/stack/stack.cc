@@ -27,7 +27,8 @@ Stack::~Stack() = default;
 
 void Stack::OnDatagram(std::span<const uint8_t> datagram, Instant now) {
   counters_.datagrams_in++;
-  absl::StatusOr<SegmentRepr> seg = wire::Parse(datagram);
+  auto parse = cfg_.libtins_codec ? wire::ParseWithLibtins : wire::Parse;
+  absl::StatusOr<SegmentRepr> seg = parse(datagram, /*verify_checksum=*/true);
   if (seg.ok()) {
     OnSegment(*seg, now);
     return;
@@ -36,7 +37,7 @@ void Stack::OnDatagram(std::span<const uint8_t> datagram, Instant now) {
     // A bad checksum: drop it (RFC 9293 §3.1), but show its headers and count it on the
     // connection it claims to belong to.
     counters_.bad_checksums++;
-    absl::StatusOr<SegmentRepr> headers = wire::Parse(datagram, /*verify_checksum=*/false);
+    absl::StatusOr<SegmentRepr> headers = parse(datagram, /*verify_checksum=*/false);
     if (headers.ok()) {
       auto it = demux_.find(Tuple{headers->dst, headers->src});
       if (it != demux_.end()) conns_[it->second].tcb->mutable_counters().bad_checksums++;
@@ -154,7 +155,11 @@ void Stack::ReportUnmatched(const SegmentRepr& seg, Verdict verdict, Instant now
 
 void Stack::Emit(const SegmentRepr& seg) {
   counters_.datagrams_out++;
-  wire::Serialize(seg, out_buf_);
+  if (cfg_.libtins_codec) {
+    wire::SerializeWithLibtins(seg, out_buf_);
+  } else {
+    wire::Serialize(seg, out_buf_);
+  }
   output_(out_buf_);
 }
 

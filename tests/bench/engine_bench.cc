@@ -45,8 +45,9 @@ struct BulkResult {
   uint64_t payload;
 };
 
-BulkResult Bulk(size_t bytes) {
+BulkResult Bulk(size_t bytes, bool libtins) {
   stack::StackConfig cfg;
+  cfg.libtins_codec = libtins;
   cfg.tcp.send_buffer = cfg.tcp.recv_buffer = 1 << 20;
   cfg.tcp.min_rto = std::chrono::milliseconds(200);
   link::StackPair pair(cfg, cfg);
@@ -110,7 +111,9 @@ int main(int argc, char** argv) {
     if (std::strncmp(argv[i], "--mib=", 6) == 0) mib = std::stoul(argv[i] + 6);
   }
   double link_rate = LinkDatagramsPerSecond(2'000'000);
-  BulkResult bulk = Bulk(mib << 20);
+  BulkResult bulk = Bulk(mib << 20, /*libtins=*/false);
+  BulkResult tins = Bulk((mib / 4) << 20, /*libtins=*/true);
+  double tins_rate = tins.segments / tins.seconds;
   double seg_rate = bulk.segments / bulk.seconds;
   double mbps = bulk.payload / bulk.seconds / 1e6;
   size_t buffers = 0;
@@ -121,6 +124,7 @@ int main(int argc, char** argv) {
   std::printf("%-52s %12.0f/s %10s\n", "baseline: link forwarding, 1500-octet datagrams", link_rate, "1.00");
   std::printf("%-52s %12.0f/s %10.2f\n", "engine<->engine bulk: segments (data+ACK)", seg_rate, seg_rate / link_rate);
   std::printf("%-52s %10.0f MB/s %10s\n", "engine<->engine bulk: payload", mbps, "");
+  std::printf("%-52s %12.0f/s %10.2f\n", "same with the libtins reference codec: segments", tins_rate, tins_rate / link_rate);
   std::printf("%-52s %12.0f ns %10s\n", "engine cost per segment (both ends)", 1e9 / seg_rate, "");
   std::printf("%-52s %12.0f B  %10s\n", "heap per idle established connection", per_conn, "");
   std::printf("%-52s %12zu B  %10s\n", "  (buffers, allocated on first use, not included)", buffers, "");
