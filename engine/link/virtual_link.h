@@ -9,6 +9,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <type_traits>
@@ -174,8 +175,22 @@ class VirtualLink {
   }
   const Impairment& impairment(Side from) const { return Direction(from).impairment(); }
 
+  // A test hook that sees every datagram sent from `from` before the impairment does, and
+  // drops it by returning false (counted as submitted and dropped). Tests use it to lose one
+  // particular segment, e.g. the last ACK of a close, which a random loss rate cannot aim at.
+  // An empty function removes the filter.
+  using Filter = std::function<bool(std::span<const uint8_t> datagram)>;
+  void SetFilter(Side from, Filter filter) {
+    filters_[static_cast<size_t>(from)] = std::move(filter);
+  }
+
   // Puts a datagram on the link from `from` towards Peer(from).
   void Send(Side from, std::span<const uint8_t> datagram, Instant now) {
+    if (const Filter& filter = filters_[static_cast<size_t>(from)]; filter && !filter(datagram)) {
+      ++Direction(from).counters_.submitted;
+      ++Direction(from).counters_.dropped;
+      return;
+    }
     Direction(from).SubmitInOrder(datagram, now, next_order_++);
   }
 
@@ -208,6 +223,7 @@ class VirtualLink {
   std::optional<Side> NextDueFrom(Instant now) const;
 
   std::array<Impairer, 2> directions_;  // indexed by the sending side
+  std::array<Filter, 2> filters_;       // indexed by the sending side
   uint64_t next_order_ = 0;
 };
 

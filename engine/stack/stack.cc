@@ -234,7 +234,7 @@ void Stack::Reap() {
 // User calls.
 
 Stack::Conn& Stack::NewConn(wire::Endpoint local, wire::Endpoint remote, ConnId listener) {
-  ConnId id = next_id_++;
+  ConnId id = NewId();
   auto tcb = std::make_unique<Tcb>(cfg_.tcp, id, local, remote, static_cast<tcp::EventSink*>(this),
                                    [this](const SegmentRepr& seg) { Emit(seg); });
   Conn& c = conns_[id];
@@ -250,7 +250,7 @@ absl::StatusOr<ConnId> Stack::Listen(wire::Endpoint local, Instant now, int back
     return absl::AlreadyExistsError(
         absl::StrCat("EADDRINUSE: ", local.ToString(), " is already listening"));
   }
-  ConnId id = next_id_++;
+  ConnId id = NewId();
   listeners_[id] = Listener{id, local, backlog > 0 ? backlog : cfg_.default_backlog, {}, 0};
   listen_by_ep_[EndpointKey{local}] = id;
   if (sink_) sink_->OnState(now, tcp::StateEvent{id, TcpState::kClosed, TcpState::kListen, "passive open"});

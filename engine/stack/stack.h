@@ -34,6 +34,9 @@ struct StackConfig {
   // Parse and serialize with the libtins reference codec instead of the hand-written one
   // (same results, about four times the cost per segment; see wire/codec.h).
   bool libtins_codec = false;
+  // Where connection ids come from; by default 1, 2, 3... A sandbox shares one allocator
+  // between its engine and its kernel peer so that ids are unique across both.
+  std::function<ConnId()> id_allocator;
 };
 
 struct StackCounters {
@@ -133,6 +136,8 @@ class Stack : private tcp::EventSink {
   Output output_;
   tcp::EventSink* sink_;
   IsnGenerator isn_;
+  ConnId NewId() { return cfg_.id_allocator ? cfg_.id_allocator() : next_id_++; }
+
   ConnId next_id_ = 1;
   uint16_t next_ephemeral_;
   absl::flat_hash_map<ConnId, Conn> conns_;

@@ -60,6 +60,14 @@ void Tcb::SetState(TcpState to, const char* cause, Instant now) {
   state_ = to;
   if (sink_) sink_->OnState(now, StateEvent{id_, from, to, cause});
   if (to == TcpState::kTimeWait) StartTimeWait(now);
+  // RFC 6298 (5.7): if our SYN or SYN+ACK timed out and no RTT sample came of the handshake,
+  // data starts with the RTO "re-initialized to 3 seconds", not the backed-off value (Linux:
+  // tcp_init_metrics). Every way into ESTABLISHED (active, passive, simultaneous) passes here.
+  if (to == TcpState::kEstablished && syn_retransmitted_ && !rtt_.has_sample() &&
+      cfg_.initial_rto < cfg_.syn_timeout_rto_floor) {
+    rtt_ = RttEstimator(std::min(cfg_.syn_timeout_rto_floor, cfg_.max_rto), cfg_.min_rto,
+                        cfg_.max_rto);
+  }
   if (to == TcpState::kEstablished || to == TcpState::kCloseWait) {
     if (cfg_.keepalive) ka_deadline_ = now + cfg_.keepalive_idle;
   }
@@ -238,9 +246,7 @@ void Tcb::OnSegmentSynSent(const SegmentRepr& seg, Instant now) {
   snd_una_ = seg.ack;
   rto_retries_ = 0;
   StopTimer(rto_deadline_, TimerKind::kRetransmission, now);
-  // RFC 6298 (5.7): a SYN timeout leaves the RTO at 3 s at least for the data.
-  if (syn_retransmitted_ && !rtt_.has_sample()) rtt_.RaiseTo(cfg_.syn_timeout_rto_floor);
-  SetState(TcpState::kEstablished, "SYN+ACK received", now);
+  SetState(TcpState::kEstablished, "SYN+ACK received", now);  // applies RFC 6298 (5.7)
   if (!seg.payload.empty() || seg.Has(wire::kFin)) {
     ProcessTextAndFin(seg, now);
   } else {
@@ -310,6 +316,12 @@ bool Tcb::CheckPaws(const SegmentRepr& seg, Instant now) {
 // RFC 9293 §3.10.7.4 first: the acceptability test. Returns false if the segment was dropped.
 bool Tcb::CheckSequence(const SegmentRepr& seg, Instant now) {
   if (wire::Acceptable(seg.seq, seg.SeqLen(), rcv_nxt_, RcvWnd())) return true;
+  // "If the RCV.WND is zero, no segments will be acceptable, but special allowance should be
+  // made to accept valid ACKs, URGs, and RSTs": a segment at RCV.NXT (a window probe, say)
+  // still has its ACK processed; its text finds no room and is answered with an ACK.
+  if (RcvWnd() == 0 && seg.seq == rcv_nxt_ && (seg.Has(wire::kAck) || seg.Has(wire::kRst))) {
+    return true;
+  }
   counters_.out_of_window_segments++;
   if (seg.Has(wire::kRst)) {
     // "If the RST bit is set, drop the segment and return." Never answer a RST.
@@ -411,7 +423,9 @@ bool Tcb::ProcessAck(const SegmentRepr& seg, Instant now) {
   } else if (seg.ack == snd_una_) {
     ProcessDupAck(seg, now);
   }
-  UpdateSendWindow(seg);
+  // "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be updated": an old ACK
+  // (SEG.ACK < SND.UNA) never does, whatever its sequence number.
+  if (seg.ack >= snd_una_) UpdateSendWindow(seg);
   if (snd_wnd_ > 0) {
     StopTimer(persist_deadline_, TimerKind::kPersist, now);
     persist_backoff_ = 0;
@@ -583,7 +597,10 @@ void Tcb::ProcessTextAndFin(const SegmentRepr& seg, Instant now) {
     return;
   }
   if (has_text || seg.Has(wire::kFin)) {
-    AckPolicyAfterData(out_of_order || seg.Has(wire::kFin), filled_hole,
+    // Text that found no room (a full buffer, a window probe) is answered at once, so the
+    // sender learns the window (RFC 9293 §3.8.6.1).
+    bool no_room = has_text && !out_of_order && rcv_nxt_off_ < off + seg.payload.size();
+    AckPolicyAfterData(out_of_order || no_room || seg.Has(wire::kFin), filled_hole,
                        seg.payload.size() >= smss_, now);
   }
 }
@@ -751,12 +768,17 @@ uint16_t Tcb::AdvertiseWindow() {
   if (old_right >= rcv_nxt_ && right > old_right && static_cast<uint32_t>(right - old_right) < threshold) {
     right = old_right;
   }
-  // Never shrink the window (RFC 9293 §3.8.6.2.2, RFC 7323 §2.4).
+  // Never shrink the window (RFC 9293 §3.8.6.2.2). Every edge advertised so far lies within
+  // the buffer, and reading only adds room, so keeping the old edge never overcommits.
   if (old_right > right) right = old_right;
   uint32_t wnd = static_cast<uint32_t>(right - rcv_nxt_);
-  uint32_t field = (wnd + (1u << rcv_wscale_) - 1) >> rcv_wscale_;  // round up: no shrinking
-  field = std::min<uint32_t>(field, 0xffff);
-  rcv_adv_ = rcv_nxt_ + (field << rcv_wscale_);
+  // The scaled field is rounded down, so the advertised edge never passes the free buffer
+  // space; it may then lie up to 2^shift - 1 octets short of the old edge (RFC 7323 §2.4),
+  // which stays the edge we accept data up to. Rounding up instead would let the edge creep
+  // past the buffer a little with every small segment.
+  uint32_t field = std::min<uint32_t>(wnd >> rcv_wscale_, 0xffff);
+  SeqNum advertised = rcv_nxt_ + (field << rcv_wscale_);
+  rcv_adv_ = old_right >= rcv_nxt_ ? wire::Max(old_right, advertised) : advertised;
   return static_cast<uint16_t>(field);
 }
 
@@ -840,8 +862,13 @@ void Tcb::SendSyn(Instant now, bool retransmission) {
   ArmRto(now);
 }
 
+// A segment with no data, SYN or FIN carries SND.MAX, the next new octet, not SND.NXT: after an
+// RTO rewinds SND.NXT (RFC 6298 (5.4)) the peer may already hold octets beyond it, and an ACK
+// with a sequence number below its RCV.NXT fails the acceptability test (RFC 9293 §3.10.7.4)
+// and is dropped unread, so both sides could end up discarding each other's ACKs forever. BSD
+// uses snd_max here for the same reason; Linux never rewinds snd_nxt.
 void Tcb::SendAck(Instant now) {
-  SegmentRepr seg = Header(wire::kAck, snd_nxt_, now);
+  SegmentRepr seg = Header(wire::kAck, snd_max_, now);
   Transmit(seg, false, now);
 }
 
@@ -990,7 +1017,10 @@ void Tcb::RetransmitFirstHole(Instant now) {
   len = std::min({len, uint32_t{smss_}, data_end});
   SendSegmentAt(start, len, /*retransmission=*/true, now);
   hole_next_ = start + std::max<uint32_t>(len, 1);
-  if (cc_.in_recovery()) rexmit_in_recovery_ += len;
+  // NewReno's FlightSize is SND.NXT - SND.UNA (RFC 5681 §2, RFC 6582 §3.2 step 4): resending
+  // inside it adds nothing. With SACK a hole is resent on every further duplicate ACK, and those
+  // count against cwnd, as in the "pipe" of RFC 6675.
+  if (cc_.in_recovery() && sack_enabled_) rexmit_in_recovery_ += len;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1012,9 +1042,10 @@ void Tcb::StartTimeWait(Instant now) {
 
 void Tcb::MaybeArmPersist(Instant now) {
   // RFC 9293 §3.8.6.1: data waits, the window is zero and nothing is in flight that would
-  // bring a window update: probe.
+  // bring a window update: probe. The same timer is the override timeout of §3.8.6.2.1 (4) when
+  // the window is open but only by a slice that sender SWS avoidance holds back.
   bool waiting = send_.size() > static_cast<uint32_t>(snd_nxt_ - snd_buf_seq_);
-  if (snd_wnd_ != 0 || !waiting || snd_max_ != snd_una_ || persist_deadline_ != kNever) return;
+  if (!waiting || snd_max_ != snd_una_ || persist_deadline_ != kNever) return;
   Duration d = rtt_.rto();
   for (int i = 0; i < persist_backoff_ && d < cfg_.max_rto; ++i) d *= 2;
   persist_deadline_ = now + std::min(d, cfg_.max_rto);
@@ -1084,10 +1115,17 @@ void Tcb::OnPersistExpired(Instant now) {
   TimerEvent(TimerKind::kPersist, TimerAction::kFired, now, now, persist_backoff_);
   ++persist_backoff_;
   if (snd_wnd_ != 0) {
+    // Override timeout (RFC 9293 §3.8.6.2.1 (4)): send the small slice the window allows.
+    uint32_t sent = static_cast<uint32_t>(snd_nxt_ - snd_buf_seq_);
+    uint32_t unsent = sent < send_.size() ? static_cast<uint32_t>(send_.size() - sent) : 0;
+    uint32_t len = std::min({unsent, uint32_t{smss_}, UsableWindow()});
+    if (len > 0 && snd_max_ == snd_una_) SendSegmentAt(snd_nxt_, len, /*retransmission=*/false, now);
     Output(now);
     return;
   }
-  bool new_octet = snd_nxt_ == snd_max_;
+  // The octet at SND.UNA is new only if nothing beyond SND.UNA was ever sent; a repeated probe
+  // carries the same octet again and is a retransmission.
+  bool new_octet = snd_una_ == snd_max_;
   SendSegmentAt(snd_una_, 1, !new_octet, now);
   // The probe is not covered by the retransmission timer: the persist timer repeats it.
   rto_deadline_ = kNever;
