@@ -50,6 +50,11 @@ struct TcpConfig {
   Duration keepalive_interval = 75s;
   int keepalive_probes = 9;
 
+  // An orphaned FIN-WAIT-2 (the user closed, the peer never sends its FIN) is dropped after
+  // this long, as Linux does with tcp_fin_timeout (RFC 9293 has no such timer: a half-closed
+  // connection the user still holds waits forever).
+  Duration fin_wait2_timeout = 60s;
+
   // Persist timer (RFC 9293 §3.8.6.1): first probe after one RTO, backing off up to max_rto.
   // Options offered on our SYNs.
   bool window_scaling = true;  // RFC 7323 §2

@@ -28,6 +28,7 @@ const char* ToString(TimerKind k) {
     case TimerKind::kDelayedAck: return "delayed-ack";
     case TimerKind::kTimeWait: return "2MSL";
     case TimerKind::kKeepalive: return "keepalive";
+    case TimerKind::kFinWait2: return "FIN-WAIT-2";
   }
   return "?";
 }

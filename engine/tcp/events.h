@@ -55,7 +55,7 @@ struct StateEvent {
   const char* cause = "";  // a static string: "SYN+ACK received", "2·MSL expired", ...
 };
 
-enum class TimerKind : uint8_t { kRetransmission, kPersist, kDelayedAck, kTimeWait, kKeepalive };
+enum class TimerKind : uint8_t { kRetransmission, kPersist, kDelayedAck, kTimeWait, kKeepalive, kFinWait2 };
 enum class TimerAction : uint8_t { kStarted, kFired, kStopped };
 const char* ToString(TimerKind k);
 const char* ToString(TimerAction a);

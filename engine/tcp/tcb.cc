@@ -60,6 +60,7 @@ void Tcb::SetState(TcpState to, const char* cause, Instant now) {
   state_ = to;
   if (sink_) sink_->OnState(now, StateEvent{id_, from, to, cause});
   if (to == TcpState::kTimeWait) StartTimeWait(now);
+  if (to == TcpState::kFinWait2) MaybeArmFinWait2(now);
   // RFC 6298 (5.7): if our SYN or SYN+ACK timed out and no RTT sample came of the handshake,
   // data starts with the RTO "re-initialized to 3 seconds", not the backed-off value (Linux:
   // tcp_init_metrics). Every way into ESTABLISHED (active, passive, simultaneous) passes here.
@@ -76,6 +77,7 @@ void Tcb::SetState(TcpState to, const char* cause, Instant now) {
 void Tcb::EnterClosed(absl::Status error, const char* cause, Instant now) {
   if (error_.ok()) error_ = std::move(error);
   rto_deadline_ = persist_deadline_ = delack_deadline_ = tw_deadline_ = ka_deadline_ = kNever;
+  fw2_deadline_ = kNever;
   SetState(TcpState::kClosed, cause, now);
 }
 
@@ -729,7 +731,9 @@ absl::Status Tcb::Close(Instant now) {
     Abort(now);
     return absl::OkStatus();
   }
-  return Shutdown(now);
+  absl::Status s = Shutdown(now);
+  MaybeArmFinWait2(now);
+  return s;
 }
 
 // RFC 9293 §3.10.5.
@@ -1034,8 +1038,15 @@ void Tcb::ArmRto(Instant now) { rto_deadline_ = now + rtt_.rto(); }
 
 void Tcb::StopTimer(Instant& deadline, TimerKind, Instant) { deadline = kNever; }
 
+// The user will never read or send again, so FIN-WAIT-2 may not last forever.
+void Tcb::MaybeArmFinWait2(Instant now) {
+  if (state_ != TcpState::kFinWait2 || !user_closed_ || fw2_deadline_ != kNever) return;
+  fw2_deadline_ = now + cfg_.fin_wait2_timeout;
+  TimerEvent(TimerKind::kFinWait2, TimerAction::kStarted, fw2_deadline_, now);
+}
+
 void Tcb::StartTimeWait(Instant now) {
-  rto_deadline_ = persist_deadline_ = delack_deadline_ = ka_deadline_ = kNever;
+  rto_deadline_ = persist_deadline_ = delack_deadline_ = ka_deadline_ = fw2_deadline_ = kNever;
   tw_deadline_ = now + 2 * cfg_.msl;  // RFC 9293 §3.4.2: 2·MSL
   TimerEvent(TimerKind::kTimeWait, TimerAction::kStarted, tw_deadline_, now);
 }
@@ -1053,10 +1064,17 @@ void Tcb::MaybeArmPersist(Instant now) {
 }
 
 Instant Tcb::NextDeadline() const {
-  return std::min({rto_deadline_, persist_deadline_, delack_deadline_, tw_deadline_, ka_deadline_});
+  return std::min({rto_deadline_, persist_deadline_, delack_deadline_, tw_deadline_, ka_deadline_,
+                   fw2_deadline_});
 }
 
 void Tcb::OnTick(Instant now) {
+  if (fw2_deadline_ <= now) {
+    fw2_deadline_ = kNever;
+    TimerEvent(TimerKind::kFinWait2, TimerAction::kFired, now, now);
+    EnterClosed(absl::OkStatus(), "FIN-WAIT-2 timeout: closed by the user, no FIN from the peer", now);
+    return;
+  }
   if (tw_deadline_ <= now) {
     tw_deadline_ = kNever;
     TimerEvent(TimerKind::kTimeWait, TimerAction::kFired, now, now);
@@ -1217,6 +1235,7 @@ TcbSnapshot Tcb::Snapshot() const {
   add(TimerKind::kPersist, persist_deadline_);
   add(TimerKind::kDelayedAck, delack_deadline_);
   add(TimerKind::kTimeWait, tw_deadline_);
+  add(TimerKind::kFinWait2, fw2_deadline_);
   add(TimerKind::kKeepalive, ka_deadline_);
   s.counters = counters_;
   if (!error_.ok()) s.error = std::string(error_.message());

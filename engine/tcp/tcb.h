@@ -177,6 +177,7 @@ class Tcb {
   void OnKeepaliveExpired(Instant now);
   void MaybeArmPersist(Instant now);
   void StartTimeWait(Instant now);
+  void MaybeArmFinWait2(Instant now);
   void TimerEvent(TimerKind kind, TimerAction action, Instant deadline, Instant now, int backoff = 0);
 
   // --- helpers ---
@@ -244,7 +245,7 @@ class Tcb {
 
   // Timers: each is a deadline, kNever when stopped.
   Instant rto_deadline_ = kNever, persist_deadline_ = kNever, delack_deadline_ = kNever;
-  Instant tw_deadline_ = kNever, ka_deadline_ = kNever;
+  Instant tw_deadline_ = kNever, ka_deadline_ = kNever, fw2_deadline_ = kNever;
   int rto_retries_ = 0;
   int persist_backoff_ = 0;
   int ka_probes_ = 0;

@@ -878,3 +878,39 @@ TEST(SynSent, ShutdownIsQueuedUntilEstablished) {
 
 }  // namespace
 }  // namespace tcplab::testing
+
+namespace tcplab::testing {
+namespace {
+
+// Linux's tcp_fin_timeout: a FIN-WAIT-2 the user has closed (an orphan) does not wait forever
+// for a FIN that may never come. RFC 9293 itself sets no such limit.
+TEST(FinWait2, OrphanedConnectionTimesOut) {
+  tcp::TcpConfig cfg = TestConfig();
+  cfg.fin_wait2_timeout = 5s;
+  TcbHarness h(cfg);
+  h.MakeEstablished();
+  ASSERT_TRUE(h.tcb().Close(h.now()).ok());
+  h.ExpectSent(HasFlags(wire::kFin | wire::kAck));
+  h.Deliver(h.Peer(wire::kAck, 1, 2));
+  ASSERT_EQ(h.state(), TcpState::kFinWait2);
+  h.Advance(5s - 1ns);
+  EXPECT_EQ(h.state(), TcpState::kFinWait2);
+  h.Advance(1ns);
+  EXPECT_EQ(h.state(), TcpState::kClosed);
+  h.ExpectNothingSent();
+}
+
+// A half-closed connection the user still holds may stay in FIN-WAIT-2 and keep receiving.
+TEST(FinWait2, HalfClosedConnectionWaitsForThePeer) {
+  tcp::TcpConfig cfg = TestConfig();
+  cfg.fin_wait2_timeout = 5s;
+  TcbHarness h(cfg);
+  h.MakeFinWait2();
+  h.Advance(60s);
+  EXPECT_EQ(h.state(), TcpState::kFinWait2);
+  h.Deliver(h.Peer(wire::kAck, 1, 2, "late"));
+  EXPECT_EQ(h.Recv(), "late");
+}
+
+}  // namespace
+}  // namespace tcplab::testing
