@@ -1,0 +1,390 @@
+#include "engine/sandbox/sandbox.h"
+
+#include <sys/epoll.h>
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "engine/sandbox/netns.h"
+#include "engine/sandbox/reactor.h"
+
+namespace tcplab::sandbox {
+
+namespace {
+
+constexpr size_t kMaxDatagram = 65536;
+constexpr int kReadBatch = 64;
+// How often kernel states are re-read while one may change by itself (a timer in the kernel).
+constexpr Duration kKernelPollInterval = std::chrono::milliseconds(5);
+
+wire::Ipv4 Dst(std::span<const uint8_t> d) {
+  if (d.size() < 20) return {};
+  return wire::Ipv4{(uint32_t{d[16]} << 24) | (uint32_t{d[17]} << 16) | (uint32_t{d[18]} << 8) | d[19]};
+}
+
+// SYN, FIN or RST: a segment that can change a TCP state on the other side.
+bool ChangesState(std::span<const uint8_t> d) {
+  if (d.size() < 20 || (d[0] >> 4) != 4 || d[9] != 6) return false;
+  size_t ihl = size_t{d[0] & 0x0fu} * 4;
+  if (d.size() < ihl + 14) return false;
+  return (d[ihl + 13] & (wire::kSyn | wire::kFin | wire::kRst)) != 0;
+}
+
+}  // namespace
+
+const char* ToString(Backend b) { return b == Backend::kTun ? "tun" : "virtual"; }
+
+// Turns the engine's events into EventLog entries.
+class Sandbox::Sink : public tcp::EventSink {
+ public:
+  explicit Sink(Sandbox& sb) : sb_(sb) {}
+  void OnSegment(Instant now, const tcp::SegmentEvent& ev) override { Add(now, ev); }
+  void OnState(Instant now, const tcp::StateEvent& ev) override { Add(now, ev); }
+  void OnTimer(Instant now, const tcp::TimerEvent& ev) override { Add(now, ev); }
+
+  template <typename T>
+  void Add(Instant now, const T& body, StackKind stack = StackKind::kEngine) {
+    Event e;
+    e.since_start = now.time_since_epoch();
+    e.wall = sb_.reactor_->WallTime(now);
+    e.stack = stack;
+    e.body = body;
+    sb_.events_.Append(std::move(e));
+  }
+
+ private:
+  Sandbox& sb_;
+};
+
+Sandbox::Sandbox(SandboxConfig cfg) : cfg_(std::move(cfg)), events_(cfg_.event_capacity) {}
+
+absl::StatusOr<std::unique_ptr<Sandbox>> Sandbox::Create(SandboxConfig cfg) {
+  std::unique_ptr<Sandbox> sb(new Sandbox(std::move(cfg)));
+  if (absl::Status s = sb->Start(); !s.ok()) return s;
+  return sb;
+}
+
+absl::Status Sandbox::Start() {
+  if (cfg_.backend == Backend::kTun) {
+    absl::StatusOr<std::unique_ptr<Netns>> ns = Netns::Create();
+    if (!ns.ok()) return ns.status();
+    netns_ = std::move(*ns);
+  }
+  absl::StatusOr<std::unique_ptr<Reactor>> r = Reactor::Start(netns_.get(), "tcplab-" + cfg_.name);
+  if (!r.ok()) return r.status();
+  reactor_ = std::move(*r);
+  sink_ = std::make_unique<Sink>(*this);
+  return reactor_->Call([this]() -> absl::Status {
+    stack::StackConfig ecfg = cfg_.engine;
+    ecfg.id_allocator = [this] { return next_id_++; };
+    engine_ = std::make_unique<stack::Stack>(
+        std::move(ecfg), [this](std::span<const uint8_t> d) { OnEngineOutput(d); }, sink_.get());
+    if (cfg_.backend == Backend::kVirtual) return absl::OkStatus();
+    absl::StatusOr<std::unique_ptr<link::TunDevice>> tun = link::TunDevice::Open(cfg_.tun);
+    if (!tun.ok()) return tun.status();
+    tun_ = std::move(*tun);
+    reactor_->Watch(tun_->fd(), EPOLLIN, [this](uint32_t) { OnTunReadable(); });
+    kernel_ = std::make_unique<KernelPeer>(
+        *reactor_, [this] { return next_id_++; },
+        [this](const tcp::StateEvent& ev) { sink_->Add(reactor_->Now(), ev, StackKind::kKernel); });
+    return absl::OkStatus();
+  });
+}
+
+Sandbox::~Sandbox() {
+  if (reactor_) {
+    reactor_->Call([this] {
+      kernel_.reset();  // closes the kernel sockets
+      if (tun_) reactor_->Unwatch(tun_->fd());
+      tun_.reset();
+      engine_.reset();
+      reactor_->SetTimer(kNever, nullptr);
+    });
+    reactor_.reset();  // joins the thread, which leaves the namespace
+  }
+  netns_.reset();  // removes the namespace, and with it anything left inside
+  events_.Close();
+}
+
+std::string Sandbox::netns_name() const { return netns_ ? netns_->name() : ""; }
+
+bool Sandbox::IsEngineAddress(wire::Ipv4 ip) const {
+  if (cfg_.backend == Backend::kVirtual) return true;
+  uint32_t net = cfg_.tun.kernel_addr.v & ~((1u << (32 - cfg_.tun.prefix_len)) - 1);
+  uint32_t mask = ~((1u << (32 - cfg_.tun.prefix_len)) - 1);
+  return ip.v != cfg_.tun.kernel_addr.v && (ip.v & mask) == net;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Datapath (reactor thread).
+
+void Sandbox::OnTunReadable() {
+  std::vector<uint8_t> buf(kMaxDatagram);
+  Instant now = reactor_->Now();
+  for (int i = 0; i < kReadBatch; ++i) {
+    absl::StatusOr<size_t> n = tun_->Read(buf);
+    if (!n.ok() || *n == 0) break;
+    std::span<const uint8_t> d(buf.data(), *n);
+    counters_.tun_datagrams_in++;
+    // The kernel changed state before it sent this; read its state before the engine reacts.
+    if (ChangesState(d) && kernel_) kernel_->Observe();
+    to_engine_.Submit(d, now);
+  }
+  Pump();
+}
+
+void Sandbox::OnEngineOutput(std::span<const uint8_t> datagram) {
+  to_kernel_.Submit(datagram, reactor_->Now());
+}
+
+// Moves datagrams until nothing more is due: impairers to the engine and to the TUN, the
+// engine's loopback, the engine's timers. Never re-entered: the engine's output only queues.
+void Sandbox::Pump() {
+  if (pumping_) return;
+  pumping_ = true;
+  for (bool progress = true; progress;) {
+    progress = false;
+    Instant now = reactor_->Now();
+    to_engine_.Poll(now, [&](std::span<const uint8_t> d) {
+      engine_->OnDatagram(d, now);
+      progress = true;
+    });
+    to_kernel_.Poll(now, [&](std::span<const uint8_t> d) {
+      progress = true;
+      if (IsEngineAddress(Dst(d))) {
+        counters_.loopback_datagrams++;
+        loopback_.emplace_back(d.begin(), d.end());
+        return;
+      }
+      if (!tun_) return;
+      if (tun_->Write(d).ok()) {
+        counters_.tun_datagrams_out++;
+      } else {
+        counters_.tun_write_errors++;
+      }
+      if (ChangesState(d) || (kernel_ && kernel_->NeedsPolling())) observe_kernel_ = true;
+    });
+    for (size_t i = 0; i < loopback_.size(); ++i) {
+      std::vector<uint8_t> d = std::move(loopback_[i]);
+      engine_->OnDatagram(d, now);
+    }
+    loopback_.clear();
+    if (engine_->NextDeadline() <= now) {
+      engine_->OnTick(now);
+      progress = true;
+    }
+  }
+  pumping_ = false;
+  // Engine listeners accept at once, like a server that calls accept() in a loop: the
+  // connections become the user's to inspect, read and close by id.
+  for (tcp::ConnId l : engine_listeners_) {
+    while (engine_->Accept(l).ok()) {
+    }
+  }
+  if (kernel_ && (observe_kernel_ || kernel_->NeedsPolling())) {
+    observe_kernel_ = false;
+    kernel_->Observe();
+  }
+  Rearm();
+}
+
+void Sandbox::Rearm() {
+  Instant next = std::min({engine_->NextDeadline(), to_engine_.NextDeadline(), to_kernel_.NextDeadline()});
+  if (kernel_ && kernel_->NeedsPolling()) next = std::min(next, reactor_->Now() + kKernelPollInterval);
+  reactor_->SetTimer(next, [this] { Pump(); });
+}
+
+// ---------------------------------------------------------------------------------------------
+// User calls: each runs on the reactor, then lets the datapath run.
+
+absl::StatusOr<StackKind> Sandbox::KindOf(tcp::ConnId id) const {
+  if (kernel_ && kernel_->Owns(id)) return StackKind::kKernel;
+  if (engine_->Find(id) || engine_->IsListener(id)) return StackKind::kEngine;
+  return absl::NotFoundError(absl::StrCat("connection ", name(), "/", id, " not found"));
+}
+
+void Sandbox::AppLog(tcp::ConnId id, std::string call, const absl::Status& result, StackKind kind) {
+  sink_->Add(reactor_->Now(), AppEvent{id, std::move(call), result.ok() ? "OK" : result.ToString()}, kind);
+}
+
+absl::StatusOr<tcp::ConnId> Sandbox::Listen(StackKind stack, wire::Endpoint local, int backlog) {
+  return reactor_->Call([&]() -> absl::StatusOr<tcp::ConnId> {
+    absl::StatusOr<tcp::ConnId> id;
+    if (stack == StackKind::kKernel) {
+      if (!kernel_) {
+        id = absl::FailedPreconditionError(absl::StrCat(
+            "sandbox ", name(), " uses the virtual backend: it has no kernel peer; use stack ENGINE"));
+      } else {
+        if (local.ip.v == 0) local.ip = cfg_.tun.kernel_addr;
+        id = kernel_->Listen(local, backlog);
+      }
+    } else {
+      if (local.ip.v == 0) local.ip = kEngineAddr;
+      id = engine_->Listen(local, reactor_->Now(), backlog);
+      if (id.ok()) engine_listeners_.push_back(*id);
+    }
+    AppLog(id.ok() ? *id : 0, absl::StrCat("listen ", local.ToString()), id.status(), stack);
+    Pump();
+    return id;
+  });
+}
+
+absl::StatusOr<tcp::ConnId> Sandbox::Connect(StackKind stack, wire::Endpoint local, wire::Endpoint remote) {
+  return reactor_->Call([&]() -> absl::StatusOr<tcp::ConnId> {
+    absl::StatusOr<tcp::ConnId> id;
+    if (stack == StackKind::kKernel) {
+      if (!kernel_) {
+        id = absl::FailedPreconditionError(absl::StrCat(
+            "sandbox ", name(), " uses the virtual backend: it has no kernel peer; use stack ENGINE"));
+      } else {
+        if (local.ip.v == 0) local.ip = cfg_.tun.kernel_addr;
+        id = kernel_->Connect(local, remote);
+      }
+    } else {
+      if (local.ip.v == 0) local.ip = kEngineAddr;
+      id = engine_->Connect(local, remote, reactor_->Now());
+    }
+    AppLog(id.ok() ? *id : 0, absl::StrCat("connect ", remote.ToString()), id.status(), stack);
+    Pump();
+    return id;
+  });
+}
+
+absl::StatusOr<size_t> Sandbox::Send(tcp::ConnId id, std::span<const uint8_t> data) {
+  return reactor_->Call([&]() -> absl::StatusOr<size_t> {
+    absl::StatusOr<StackKind> kind = KindOf(id);
+    if (!kind.ok()) return kind.status();
+    absl::StatusOr<size_t> n = *kind == StackKind::kKernel ? kernel_->Send(id, data)
+                                                             : engine_->Send(id, data, reactor_->Now());
+    AppLog(id, absl::StrCat("send ", data.size(), " octets", n.ok() ? absl::StrCat(" (", *n, " taken)") : ""),
+           n.status(), *kind);
+    Pump();
+    return n;
+  });
+}
+
+absl::StatusOr<Sandbox::Received> Sandbox::Recv(tcp::ConnId id, size_t max) {
+  return reactor_->Call([&]() -> absl::StatusOr<Received> {
+    absl::StatusOr<StackKind> kind = KindOf(id);
+    if (!kind.ok()) return kind.status();
+    Received r;
+    r.data.resize(max);
+    std::span<uint8_t> out(reinterpret_cast<uint8_t*>(r.data.data()), r.data.size());
+    absl::StatusOr<size_t> n;
+    if (*kind == StackKind::kKernel) {
+      n = kernel_->Recv(id, out, &r.eof);
+    } else {
+      n = engine_->Recv(id, out, reactor_->Now());
+      if (n.ok() && *n == 0) {
+        const tcp::Tcb* tcb = engine_->Find(id);
+        r.eof = tcb && tcb->AtEof();
+      }
+    }
+    if (!n.ok()) return n.status();
+    r.data.resize(*n);
+    Pump();  // reading may open the window
+    return r;
+  });
+}
+
+absl::Status Sandbox::Shutdown(tcp::ConnId id) {
+  return reactor_->Call([&]() -> absl::Status {
+    absl::StatusOr<StackKind> kind = KindOf(id);
+    if (!kind.ok()) return kind.status();
+    absl::Status s = *kind == StackKind::kKernel ? kernel_->Shutdown(id) : engine_->Shutdown(id, reactor_->Now());
+    AppLog(id, "shutdown", s, *kind);
+    Pump();
+    return s;
+  });
+}
+
+absl::Status Sandbox::Close(tcp::ConnId id) {
+  return reactor_->Call([&]() -> absl::Status {
+    absl::StatusOr<StackKind> kind = KindOf(id);
+    if (!kind.ok()) return kind.status();
+    absl::Status s = *kind == StackKind::kKernel ? kernel_->Close(id) : engine_->Close(id, reactor_->Now());
+    std::erase(engine_listeners_, id);
+    AppLog(id, "close", s, *kind);
+    Pump();
+    return s;
+  });
+}
+
+absl::Status Sandbox::Abort(tcp::ConnId id) {
+  return reactor_->Call([&]() -> absl::Status {
+    absl::StatusOr<StackKind> kind = KindOf(id);
+    if (!kind.ok()) return kind.status();
+    absl::Status s = *kind == StackKind::kKernel ? kernel_->Abort(id) : engine_->Abort(id, reactor_->Now());
+    AppLog(id, "abort", s, *kind);
+    Pump();
+    return s;
+  });
+}
+
+absl::StatusOr<ConnInfo> Sandbox::Get(tcp::ConnId id) {
+  return reactor_->Call([&]() -> absl::StatusOr<ConnInfo> {
+    absl::StatusOr<StackKind> kind = KindOf(id);
+    if (!kind.ok()) return kind.status();
+    ConnInfo info;
+    info.id = id;
+    info.stack = *kind;
+    if (*kind == StackKind::kKernel) {
+      absl::StatusOr<KernelInfo> k = kernel_->Info(id);
+      if (!k.ok()) return k.status();
+      info.state = k->state;
+      info.local = k->local;
+      info.remote = k->remote;
+      info.listener = k->state == tcp::TcpState::kListen;
+      info.kernel = *k;
+    } else {
+      absl::StatusOr<tcp::TcbSnapshot> s = engine_->Snapshot(id);
+      if (!s.ok()) return s.status();
+      info.state = s->state;
+      info.local = s->local;
+      info.remote = s->remote;
+      info.listener = engine_->IsListener(id);
+      info.engine = *s;
+    }
+    return info;
+  });
+}
+
+std::vector<ConnInfo> Sandbox::List() {
+  std::vector<tcp::ConnId> ids = reactor_->Call([&] {
+    std::vector<tcp::ConnId> out = engine_->Ids();
+    if (kernel_) {
+      auto k = kernel_->Ids();
+      out.insert(out.end(), k.begin(), k.end());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  });
+  std::vector<ConnInfo> infos;
+  for (tcp::ConnId id : ids) {
+    if (auto info = Get(id); info.ok()) infos.push_back(*std::move(info));
+  }
+  return infos;
+}
+
+absl::Status Sandbox::SetImpairment(Direction dir, const link::Impairment& imp) {
+  return reactor_->Call([&]() -> absl::Status {
+    absl::Status s = (dir == Direction::kToKernel ? to_kernel_ : to_engine_).SetImpairment(imp);
+    Pump();
+    return s;
+  });
+}
+
+SandboxCounters Sandbox::counters() {
+  return reactor_->Call([&] { return counters_; });
+}
+
+bool Sandbox::WaitFor(const std::function<bool()>& pred, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  for (;;) {
+    if (reactor_->Call([&] { return pred(); })) return true;
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+}
+
+}  // namespace tcplab::sandbox

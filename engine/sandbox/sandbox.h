@@ -1,0 +1,131 @@
+// Sandbox: one lab. A network namespace with a TUN device, the engine's Stack behind the TUN
+// and the namespace's Linux kernel as a real peer in front of it; or, with the virtual
+// backend, the engine alone (engine-to-engine) with no privileges. Everything runs on the
+// sandbox's reactor thread; the public methods are thread-safe and post to it.
+//
+// Addresses (DESIGN.md): the kernel side of the TUN is 198.18.0.1/24; engine endpoints are
+// 198.18.0.2 and up. Datagrams from the engine to an engine address loop back inside the
+// sandbox; everything else goes to the kernel through the TUN.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "engine/link/impairment.h"
+#include "engine/link/virtual_link.h"
+#include "engine/link/tun.h"
+#include "engine/sandbox/event_log.h"
+#include "engine/sandbox/kernel_peer.h"
+#include "engine/stack/stack.h"
+
+namespace tcplab::sandbox {
+
+class Netns;
+class Reactor;
+
+enum class Backend : uint8_t { kTun, kVirtual };
+const char* ToString(Backend b);
+
+// Which way datagrams travel, for impairments.
+enum class Direction : uint8_t {
+  kToKernel,  // engine -> TUN (and engine -> engine loopback)
+  kToEngine,  // TUN -> engine
+};
+
+struct SandboxConfig {
+  std::string name = "lab";
+  Backend backend = Backend::kTun;
+  stack::StackConfig engine;
+  link::TunConfig tun;
+  size_t event_capacity = 1 << 16;
+};
+
+struct ConnInfo {
+  tcp::ConnId id = 0;
+  StackKind stack = StackKind::kEngine;
+  tcp::TcpState state = tcp::TcpState::kClosed;
+  wire::Endpoint local, remote;
+  bool listener = false;
+  std::optional<tcp::TcbSnapshot> engine;
+  std::optional<KernelInfo> kernel;
+};
+
+struct SandboxCounters {
+  uint64_t tun_datagrams_in = 0, tun_datagrams_out = 0, tun_write_errors = 0;
+  uint64_t loopback_datagrams = 0;
+};
+
+class Sandbox {
+ public:
+  // Creates the namespace, the TUN and the reactor. Without CAP_SYS_ADMIN/CAP_NET_ADMIN the
+  // TUN backend fails with PERMISSION_DENIED naming the capability and --backend=virtual.
+  static absl::StatusOr<std::unique_ptr<Sandbox>> Create(SandboxConfig cfg);
+  ~Sandbox();
+  Sandbox(const Sandbox&) = delete;
+  Sandbox& operator=(const Sandbox&) = delete;
+
+  const std::string& name() const { return cfg_.name; }
+  Backend backend() const { return cfg_.backend; }
+  std::string netns_name() const;  // "" for the virtual backend
+  static constexpr wire::Ipv4 kEngineAddr = wire::Ipv4::Of(198, 18, 0, 2);
+
+  absl::StatusOr<tcp::ConnId> Listen(StackKind stack, wire::Endpoint local, int backlog = 0);
+  // local.ip 0 means the stack's default address; local.port 0 an ephemeral port.
+  absl::StatusOr<tcp::ConnId> Connect(StackKind stack, wire::Endpoint local, wire::Endpoint remote);
+  absl::StatusOr<size_t> Send(tcp::ConnId id, std::span<const uint8_t> data);
+  struct Received {
+    std::string data;
+    bool eof = false;
+  };
+  absl::StatusOr<Received> Recv(tcp::ConnId id, size_t max);
+  absl::Status Shutdown(tcp::ConnId id);
+  absl::Status Close(tcp::ConnId id);
+  absl::Status Abort(tcp::ConnId id);
+  absl::StatusOr<ConnInfo> Get(tcp::ConnId id);
+  std::vector<ConnInfo> List();
+  absl::Status SetImpairment(Direction dir, const link::Impairment& imp);
+  SandboxCounters counters();
+
+  EventLog& events() { return events_; }
+
+  // Runs `pred` on the reactor every millisecond until it is true or `timeout` passes.
+  bool WaitFor(const std::function<bool()>& pred, absl::Duration timeout);
+
+ private:
+  class Sink;
+  explicit Sandbox(SandboxConfig cfg);
+  absl::Status Start();
+  // Reactor-thread parts.
+  void OnTunReadable();
+  void OnEngineOutput(std::span<const uint8_t> datagram);
+  void Pump();
+  void Rearm();
+  bool IsEngineAddress(wire::Ipv4 ip) const;
+  absl::StatusOr<StackKind> KindOf(tcp::ConnId id) const;
+  void AppLog(tcp::ConnId id, std::string call, const absl::Status& result, StackKind kind);
+
+  SandboxConfig cfg_;
+  std::unique_ptr<Netns> netns_;
+  std::unique_ptr<Reactor> reactor_;  // declared after netns_: stopped before it is removed
+  std::unique_ptr<link::TunDevice> tun_;
+  std::unique_ptr<Sink> sink_;
+  std::unique_ptr<stack::Stack> engine_;
+  std::unique_ptr<KernelPeer> kernel_;
+  link::Impairer to_kernel_, to_engine_;
+  std::vector<std::vector<uint8_t>> loopback_;
+  std::vector<tcp::ConnId> engine_listeners_;
+  bool pumping_ = false;
+  bool observe_kernel_ = false;
+  SandboxCounters counters_;
+  std::atomic<tcp::ConnId> next_id_{1};
+  EventLog events_;
+};
+
+}  // namespace tcplab::sandbox

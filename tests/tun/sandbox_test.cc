@@ -1,0 +1,320 @@
+// The engine against the real Linux kernel, through a TUN device in a network namespace.
+// Needs root (CAP_SYS_ADMIN + CAP_NET_ADMIN); skips, saying so, without it.
+#include "engine/sandbox/sandbox.h"
+
+#include <openssl/evp.h>
+#include <unistd.h>
+
+#include <random>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace tcplab::sandbox {
+namespace {
+
+using ::testing::Contains;
+using tcp::TcpState;
+using namespace std::chrono_literals;
+
+constexpr wire::Ipv4 kKernel = wire::Ipv4::Of(198, 18, 0, 1);
+constexpr wire::Ipv4 kEngine = wire::Ipv4::Of(198, 18, 0, 2);
+
+std::string Sha256(const std::string& s) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(s.data(), s.size(), md, &len, EVP_sha256(), nullptr);
+  return std::string(reinterpret_cast<char*>(md), len);
+}
+
+std::string RandomBytes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+std::span<const uint8_t> Bytes(const std::string& s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+class SandboxTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root for network namespaces and TUN (label tun)";
+    SandboxConfig cfg;
+    cfg.name = "t";
+    cfg.engine.tcp.msl = 500ms;  // TIME-WAIT of 1 s keeps the tests short
+    cfg.engine.tcp.min_rto = 200ms;
+    cfg.engine.isn_secret[0] = 7;
+    Customize(cfg);
+    auto sb = Sandbox::Create(cfg);
+    ASSERT_TRUE(sb.ok()) << sb.status();
+    sb_ = std::move(*sb);
+  }
+  virtual void Customize(SandboxConfig&) {}
+
+  TcpState State(tcp::ConnId id) {
+    auto info = sb_->Get(id);
+    return info.ok() ? info->state : TcpState::kClosed;
+  }
+  bool WaitState(tcp::ConnId id, TcpState s, absl::Duration timeout = absl::Seconds(10)) {
+    return WaitUntil([&] { return State(id) == s; }, timeout);
+  }
+  bool WaitUntil(const std::function<bool()>& pred, absl::Duration timeout = absl::Seconds(10)) {
+    absl::Time deadline = absl::Now() + timeout;
+    while (absl::Now() < deadline) {
+      if (pred()) return true;
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+    return pred();
+  }
+  // Every state `id` went through, from the event log.
+  std::vector<TcpState> Path(tcp::ConnId id) {
+    std::vector<TcpState> out;
+    auto r = sb_->events().Read(0, 1 << 20);
+    for (const Event& e : r.events) {
+      if (auto* st = std::get_if<tcp::StateEvent>(&e.body); st && st->conn == id) out.push_back(st->to);
+    }
+    return out;
+  }
+  // The connection the engine accepted on `listener`'s port (auto-accepted by the sandbox).
+  std::optional<tcp::ConnId> Accepted(StackKind stack, uint16_t port) {
+    for (const ConnInfo& c : sb_->List()) {
+      if (c.stack == stack && !c.listener && c.local.port == port) return c.id;
+    }
+    return std::nullopt;
+  }
+  std::string ReadAll(tcp::ConnId id, size_t want, absl::Duration timeout = absl::Seconds(60)) {
+    std::string got;
+    WaitUntil([&] {
+      auto r = sb_->Recv(id, 1 << 20);
+      if (r.ok()) got += r->data;
+      return got.size() >= want || (r.ok() && r->eof) || !r.ok();
+    }, timeout);
+    return got;
+  }
+
+  std::unique_ptr<Sandbox> sb_;
+};
+
+// RFC 9293 §3.5: the engine opens actively, the kernel passively.
+TEST_F(SandboxTest, EngineConnectsToKernelListener) {
+  auto l = sb_->Listen(StackKind::kKernel, {kKernel, 8080});
+  ASSERT_TRUE(l.ok()) << l.status();
+  auto c = sb_->Connect(StackKind::kEngine, {kEngine, 0}, {kKernel, 8080});
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(WaitState(*c, TcpState::kEstablished));
+  ASSERT_TRUE(WaitUntil([&] { return Accepted(StackKind::kKernel, 8080).has_value(); }));
+  tcp::ConnId k = *Accepted(StackKind::kKernel, 8080);
+  ASSERT_TRUE(WaitState(k, TcpState::kEstablished));
+  EXPECT_EQ(Path(*c), (std::vector<TcpState>{TcpState::kSynSent, TcpState::kEstablished}));
+  EXPECT_THAT(Path(k), Contains(TcpState::kEstablished));
+}
+
+// RFC 9293 §3.5: the kernel opens actively; the engine listens and goes through SYN-RECEIVED.
+TEST_F(SandboxTest, KernelConnectsToEngineListener) {
+  auto l = sb_->Listen(StackKind::kEngine, {kEngine, 80});
+  ASSERT_TRUE(l.ok()) << l.status();
+  auto k = sb_->Connect(StackKind::kKernel, {kKernel, 0}, {kEngine, 80});
+  ASSERT_TRUE(k.ok()) << k.status();
+  ASSERT_TRUE(WaitState(*k, TcpState::kEstablished));
+  ASSERT_TRUE(WaitUntil([&] { return Accepted(StackKind::kEngine, 80).has_value(); }));
+  tcp::ConnId e = *Accepted(StackKind::kEngine, 80);
+  ASSERT_TRUE(WaitState(e, TcpState::kEstablished));
+  EXPECT_EQ(Path(e), (std::vector<TcpState>{TcpState::kSynReceived, TcpState::kEstablished}));
+  EXPECT_EQ(Path(*k).front(), TcpState::kSynSent);
+}
+
+// 10 MiB each way at once, engine <-> kernel: identical bytes (SHA-256) on both ends.
+TEST_F(SandboxTest, TenMebibytesEachWayIntact) {
+  const std::string up = RandomBytes(10 << 20, 1), down = RandomBytes(10 << 20, 2);
+  ASSERT_TRUE(sb_->Listen(StackKind::kKernel, {kKernel, 5001}).ok());
+  auto e = sb_->Connect(StackKind::kEngine, {kEngine, 0}, {kKernel, 5001});
+  ASSERT_TRUE(e.ok());
+  ASSERT_TRUE(WaitUntil([&] { return Accepted(StackKind::kKernel, 5001).has_value(); }));
+  tcp::ConnId k = *Accepted(StackKind::kKernel, 5001);
+  size_t up_sent = 0, down_sent = 0;
+  std::string up_got, down_got;
+  ASSERT_TRUE(WaitUntil([&] {
+    if (up_sent < up.size()) {
+      auto n = sb_->Send(*e, Bytes(up).subspan(up_sent, std::min<size_t>(1 << 20, up.size() - up_sent)));
+      if (n.ok()) up_sent += *n;
+    }
+    if (down_sent < down.size()) {
+      auto n = sb_->Send(k, Bytes(down).subspan(down_sent, std::min<size_t>(1 << 20, down.size() - down_sent)));
+      if (n.ok()) down_sent += *n;
+    }
+    if (auto r = sb_->Recv(k, 1 << 20); r.ok()) up_got += r->data;
+    if (auto r = sb_->Recv(*e, 1 << 20); r.ok()) down_got += r->data;
+    return up_got.size() == up.size() && down_got.size() == down.size();
+  }, absl::Seconds(120)));
+  EXPECT_EQ(Sha256(up_got), Sha256(up));
+  EXPECT_EQ(Sha256(down_got), Sha256(down));
+}
+
+// The engine closes first: FIN-WAIT-1, FIN-WAIT-2, TIME-WAIT for its 2·MSL, CLOSED; the kernel
+// goes CLOSE-WAIT, LAST-ACK, CLOSED.
+TEST_F(SandboxTest, EngineClosesFirstAndSitsInTimeWait) {
+  ASSERT_TRUE(sb_->Listen(StackKind::kKernel, {kKernel, 7}).ok());
+  auto e = sb_->Connect(StackKind::kEngine, {kEngine, 0}, {kKernel, 7});
+  ASSERT_TRUE(e.ok());
+  ASSERT_TRUE(WaitUntil([&] { return Accepted(StackKind::kKernel, 7).has_value(); }));
+  tcp::ConnId k = *Accepted(StackKind::kKernel, 7);
+  ASSERT_TRUE(WaitState(k, TcpState::kEstablished));
+  ASSERT_TRUE(sb_->Shutdown(*e).ok());
+  ASSERT_TRUE(WaitState(k, TcpState::kCloseWait));
+  ASSERT_TRUE(WaitState(*e, TcpState::kFinWait2));
+  ASSERT_TRUE(sb_->Close(k).ok());
+  ASSERT_TRUE(WaitState(*e, TcpState::kTimeWait));
+  ASSERT_TRUE(WaitState(*e, TcpState::kClosed, absl::Seconds(10)));
+  EXPECT_EQ(Path(*e), (std::vector<TcpState>{TcpState::kSynSent, TcpState::kEstablished,
+                                             TcpState::kFinWait1, TcpState::kFinWait2,
+                                             TcpState::kTimeWait, TcpState::kClosed}));
+  EXPECT_THAT(Path(k), Contains(TcpState::kLastAck));
+  EXPECT_EQ(Path(k).back(), TcpState::kClosed);
+  // TIME-WAIT lasted 2·MSL of engine time: from the state events' timestamps.
+  auto r = sb_->events().Read(0, 1 << 20);
+  Duration entered{}, left{};
+  for (const Event& ev : r.events) {
+    auto* st = std::get_if<tcp::StateEvent>(&ev.body);
+    if (!st || st->conn != *e) continue;
+    if (st->to == TcpState::kTimeWait) entered = ev.since_start;
+    if (st->from == TcpState::kTimeWait) left = ev.since_start;
+  }
+  EXPECT_GE(left - entered, 1s);  // 2 * 500 ms; a timer never fires early
+}
+
+// The kernel closes first, so the kernel sits in TIME-WAIT: observed through sock_diag.
+TEST_F(SandboxTest, KernelClosesFirstAndItsTimeWaitIsObserved) {
+  ASSERT_TRUE(sb_->Listen(StackKind::kEngine, {kEngine, 81}).ok());
+  auto k = sb_->Connect(StackKind::kKernel, {kKernel, 0}, {kEngine, 81});
+  ASSERT_TRUE(k.ok());
+  ASSERT_TRUE(WaitState(*k, TcpState::kEstablished));
+  ASSERT_TRUE(WaitUntil([&] { return Accepted(StackKind::kEngine, 81).has_value(); }));
+  tcp::ConnId e = *Accepted(StackKind::kEngine, 81);
+  ASSERT_TRUE(sb_->Close(*k).ok());
+  ASSERT_TRUE(WaitState(e, TcpState::kCloseWait));
+  ASSERT_TRUE(sb_->Close(e).ok());
+  ASSERT_TRUE(WaitUntil([&] {
+    auto p = Path(*k);
+    return std::find(p.begin(), p.end(), TcpState::kTimeWait) != p.end();
+  }));
+  EXPECT_THAT(Path(*k), Contains(TcpState::kFinWait1));
+  EXPECT_THAT(Path(*k), Contains(TcpState::kFinWait2));
+}
+
+// Half-close: after the engine's FIN the kernel, in CLOSE-WAIT, still sends, and the engine
+// in FIN-WAIT-2 still receives.
+TEST_F(SandboxTest, HalfCloseKernelKeepsSendingAfterEngineFin) {
+  ASSERT_TRUE(sb_->Listen(StackKind::kKernel, {kKernel, 9}).ok());
+  auto e = sb_->Connect(StackKind::kEngine, {kEngine, 0}, {kKernel, 9});
+  ASSERT_TRUE(e.ok());
+  ASSERT_TRUE(WaitUntil([&] { return Accepted(StackKind::kKernel, 9).has_value(); }));
+  tcp::ConnId k = *Accepted(StackKind::kKernel, 9);
+  ASSERT_TRUE(WaitState(k, TcpState::kEstablished));
+  ASSERT_TRUE(sb_->Shutdown(*e).ok());
+  ASSERT_TRUE(WaitState(k, TcpState::kCloseWait));
+  const std::string reply = RandomBytes(100000, 3);
+  ASSERT_TRUE(sb_->Send(k, Bytes(reply)).ok());
+  ASSERT_TRUE(sb_->Close(k).ok());
+  std::string got = ReadAll(*e, reply.size());
+  EXPECT_EQ(got.size(), reply.size());
+  EXPECT_TRUE(got == reply);
+  ASSERT_TRUE(WaitState(*e, TcpState::kTimeWait));
+}
+
+// The kernel aborts (SO_LINGER 0): the engine receives a RST and reports ECONNRESET.
+TEST_F(SandboxTest, KernelAbortResetsEngine) {
+  ASSERT_TRUE(sb_->Listen(StackKind::kKernel, {kKernel, 10}).ok());
+  auto e = sb_->Connect(StackKind::kEngine, {kEngine, 0}, {kKernel, 10});
+  ASSERT_TRUE(e.ok());
+  ASSERT_TRUE(WaitUntil([&] { return Accepted(StackKind::kKernel, 10).has_value(); }));
+  tcp::ConnId k = *Accepted(StackKind::kKernel, 10);
+  ASSERT_TRUE(WaitState(k, TcpState::kEstablished));
+  ASSERT_TRUE(WaitState(*e, TcpState::kEstablished));
+  ASSERT_TRUE(sb_->Abort(k).ok());
+  ASSERT_TRUE(WaitState(*e, TcpState::kClosed));
+  auto info = sb_->Get(*e);
+  ASSERT_TRUE(info.ok());
+  EXPECT_THAT(info->engine->error, ::testing::HasSubstr("ECONNRESET"));
+}
+
+// A connection to a kernel port nobody listens on: the kernel answers RST, the engine reports
+// ECONNREFUSED.
+TEST_F(SandboxTest, ConnectToClosedKernelPortIsRefused) {
+  auto e = sb_->Connect(StackKind::kEngine, {kEngine, 0}, {kKernel, 9999});
+  ASSERT_TRUE(e.ok());
+  ASSERT_TRUE(WaitState(*e, TcpState::kClosed));
+  EXPECT_THAT(sb_->Get(*e)->engine->error, ::testing::HasSubstr("ECONNREFUSED"));
+}
+
+// Impairments both ways (the engine's own, seeded): the transfer is still intact and closes.
+TEST_F(SandboxTest, ImpairedTransferStaysIntactAndCloses) {
+  link::Impairment imp;
+  imp.loss = 0.05;
+  imp.duplicate = 0.02;
+  imp.reorder = 0.10;
+  imp.reorder_delay = std::chrono::milliseconds(2);
+  imp.seed = 11;
+  ASSERT_TRUE(sb_->SetImpairment(Direction::kToKernel, imp).ok());
+  imp.seed = 12;
+  ASSERT_TRUE(sb_->SetImpairment(Direction::kToEngine, imp).ok());
+  const std::string up = RandomBytes(2 << 20, 4);
+  ASSERT_TRUE(sb_->Listen(StackKind::kKernel, {kKernel, 5002}).ok());
+  auto e = sb_->Connect(StackKind::kEngine, {kEngine, 0}, {kKernel, 5002});
+  ASSERT_TRUE(e.ok());
+  ASSERT_TRUE(WaitUntil([&] { return Accepted(StackKind::kKernel, 5002).has_value(); }, absl::Seconds(30)));
+  tcp::ConnId k = *Accepted(StackKind::kKernel, 5002);
+  size_t sent = 0;
+  std::string got;
+  ASSERT_TRUE(WaitUntil([&] {
+    if (sent < up.size()) {
+      auto n = sb_->Send(*e, Bytes(up).subspan(sent, std::min<size_t>(1 << 20, up.size() - sent)));
+      if (n.ok()) sent += *n;
+    }
+    if (auto r = sb_->Recv(k, 1 << 20); r.ok()) got += r->data;
+    return got.size() == up.size();
+  }, absl::Seconds(120)));
+  EXPECT_TRUE(got == up);
+  ASSERT_TRUE(sb_->Close(*e).ok());
+  ASSERT_TRUE(WaitState(k, TcpState::kCloseWait, absl::Seconds(30)));
+  ASSERT_TRUE(sb_->Close(k).ok());
+  EXPECT_TRUE(WaitState(*e, TcpState::kClosed, absl::Seconds(60)));
+}
+
+// Engine-to-engine inside one sandbox loops back without touching the kernel.
+TEST_F(SandboxTest, EngineToEngineLoopsBack) {
+  ASSERT_TRUE(sb_->Listen(StackKind::kEngine, {wire::Ipv4::Of(198, 18, 0, 3), 80}).ok());
+  auto e = sb_->Connect(StackKind::kEngine, {kEngine, 0}, {wire::Ipv4::Of(198, 18, 0, 3), 80});
+  ASSERT_TRUE(e.ok());
+  ASSERT_TRUE(WaitState(*e, TcpState::kEstablished));
+  EXPECT_GT(sb_->counters().loopback_datagrams, 0u);
+}
+
+class VirtualSandboxTest : public SandboxTest {
+  void Customize(SandboxConfig& cfg) override { cfg.backend = Backend::kVirtual; }
+};
+
+// The virtual backend: no namespace, no kernel; engine-to-engine works, KERNEL is refused.
+TEST_F(VirtualSandboxTest, EngineToEngineWithoutKernel) {
+  EXPECT_EQ(sb_->netns_name(), "");
+  auto k = sb_->Listen(StackKind::kKernel, {kKernel, 80});
+  EXPECT_EQ(k.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(k.status().message()), ::testing::HasSubstr("virtual backend"));
+  ASSERT_TRUE(sb_->Listen(StackKind::kEngine, {kKernel, 80}).ok());
+  auto e = sb_->Connect(StackKind::kEngine, {kEngine, 0}, {kKernel, 80});
+  ASSERT_TRUE(e.ok());
+  ASSERT_TRUE(WaitState(*e, TcpState::kEstablished));
+}
+
+// Unknown ids are NOT_FOUND and name the sandbox and id.
+TEST_F(SandboxTest, UnknownIdIsNotFound) {
+  auto r = sb_->Send(424242, Bytes("x"));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr("t/424242"));
+}
+
+}  // namespace
+}  // namespace tcplab::sandbox
