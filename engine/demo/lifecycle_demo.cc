@@ -8,8 +8,12 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "engine/demo/kernel_demo.h"
 #include "engine/link/stack_pair.h"
 
+ABSL_FLAG(std::string, backend, "virtual",
+          "virtual: two engine stacks in virtual time; tun: the engine against the Linux kernel "
+          "in a network namespace (needs root)");
 ABSL_FLAG(absl::Duration, msl, absl::Seconds(30), "maximum segment lifetime (TIME-WAIT = 2*MSL)");
 ABSL_FLAG(std::string, request, "GET / HTTP/1.0\r\n\r\n", "what the client sends");
 ABSL_FLAG(std::string, response, "HTTP/1.0 200 OK\r\n\r\nhello", "what the server sends back");
@@ -80,6 +84,15 @@ std::span<const uint8_t> Bytes(const std::string& s) {
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
+  if (absl::GetFlag(FLAGS_backend) == "tun") {
+    return demo::RunKernelDemo({absl::GetFlag(FLAGS_msl), absl::GetFlag(FLAGS_request),
+                                absl::GetFlag(FLAGS_response)});
+  }
+  if (absl::GetFlag(FLAGS_backend) != "virtual") {
+    std::fprintf(stderr, "tcplab-demo: --backend must be virtual or tun, not %s\n",
+                 absl::GetFlag(FLAGS_backend).c_str());
+    return 2;
+  }
   stack::StackConfig cfg;
   cfg.tcp.msl = absl::ToChronoNanoseconds(absl::GetFlag(FLAGS_msl));
   cfg.tcp.delayed_ack = false;  // one ACK per segment reads better in a ladder

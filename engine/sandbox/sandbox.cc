@@ -65,6 +65,11 @@ absl::StatusOr<std::unique_ptr<Sandbox>> Sandbox::Create(SandboxConfig cfg) {
 }
 
 absl::Status Sandbox::Start() {
+  if (cfg_.pcap_max_bytes > 0) {
+    absl::StatusOr<std::unique_ptr<PcapTap>> tap = PcapTap::Create(cfg_.pcap_max_bytes);
+    if (!tap.ok()) return tap.status();
+    pcap_ = std::move(*tap);
+  }
   if (cfg_.backend == Backend::kTun) {
     absl::StatusOr<std::unique_ptr<Netns>> ns = Netns::Create();
     if (!ns.ok()) return ns.status();
@@ -126,11 +131,18 @@ void Sandbox::OnTunReadable() {
     if (!n.ok() || *n == 0) break;
     std::span<const uint8_t> d(buf.data(), *n);
     counters_.tun_datagrams_in++;
+    Capture(d, now);  // as it came off the wire, before the inbound impairer
     // The kernel changed state before it sent this; read its state before the engine reacts.
     if (ChangesState(d) && kernel_) kernel_->Observe();
     to_engine_.Submit(d, now);
   }
   Pump();
+}
+
+// Stamped with the wall time of the reactor instant the datapath used for the datagram, so
+// the capture and the event log agree on when things happened.
+void Sandbox::Capture(std::span<const uint8_t> datagram, Instant now) {
+  if (pcap_) pcap_->Record(datagram, reactor_->WallTime(now));
 }
 
 void Sandbox::OnEngineOutput(std::span<const uint8_t> datagram) {
@@ -153,12 +165,14 @@ void Sandbox::Pump() {
       progress = true;
       if (IsEngineAddress(Dst(d))) {
         counters_.loopback_datagrams++;
+        Capture(d, now);
         loopback_.emplace_back(d.begin(), d.end());
         return;
       }
       if (!tun_) return;
       if (tun_->Write(d).ok()) {
         counters_.tun_datagrams_out++;
+        Capture(d, now);  // what the kernel got: after the outbound impairer
       } else {
         counters_.tun_write_errors++;
       }
@@ -375,7 +389,21 @@ absl::Status Sandbox::SetImpairment(Direction dir, const link::Impairment& imp) 
 }
 
 SandboxCounters Sandbox::counters() {
-  return reactor_->Call([&] { return counters_; });
+  return reactor_->Call([&] {
+    SandboxCounters c = counters_;
+    if (pcap_) c.pcap = pcap_->counters();
+    return c;
+  });
+}
+
+absl::StatusOr<std::string> Sandbox::Pcap() {
+  return reactor_->Call([&]() -> absl::StatusOr<std::string> {
+    if (!pcap_) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("sandbox ", name(), " does not capture packets (pcap_max_bytes is 0)"));
+    }
+    return pcap_->Snapshot();
+  });
 }
 
 bool Sandbox::WaitFor(const std::function<bool()>& pred, absl::Duration timeout) {

@@ -23,6 +23,7 @@
 #include "engine/link/tun.h"
 #include "engine/sandbox/event_log.h"
 #include "engine/sandbox/kernel_peer.h"
+#include "engine/sandbox/pcap_tap.h"
 #include "engine/stack/stack.h"
 
 namespace tcplab::sandbox {
@@ -45,6 +46,9 @@ struct SandboxConfig {
   stack::StackConfig engine;
   link::TunConfig tun;
   size_t event_capacity = 1 << 16;
+  // Bound of the packet capture (Sandbox::Pcap), in octets of pcap file; 0 turns capture off.
+  // Capture stops when the bound is reached (PcapTap says why not a ring).
+  size_t pcap_max_bytes = PcapTap::kDefaultMaxBytes;
 };
 
 struct ConnInfo {
@@ -60,6 +64,7 @@ struct ConnInfo {
 struct SandboxCounters {
   uint64_t tun_datagrams_in = 0, tun_datagrams_out = 0, tun_write_errors = 0;
   uint64_t loopback_datagrams = 0;
+  PcapCounters pcap;  // all zero when capture is off
 };
 
 class Sandbox {
@@ -92,6 +97,10 @@ class Sandbox {
   std::vector<ConnInfo> List();
   absl::Status SetImpairment(Direction dir, const link::Impairment& imp);
   SandboxCounters counters();
+  // The packet capture so far as a pcap file (raw IPv4, nanosecond timestamps in wall time):
+  // every datagram through the TUN, both ways, and every engine loopback datagram, as it
+  // went on or came off the wire. FAILED_PRECONDITION when pcap_max_bytes is 0.
+  absl::StatusOr<std::string> Pcap();
 
   EventLog& events() { return events_; }
 
@@ -110,6 +119,7 @@ class Sandbox {
   bool IsEngineAddress(wire::Ipv4 ip) const;
   absl::StatusOr<StackKind> KindOf(tcp::ConnId id) const;
   void AppLog(tcp::ConnId id, std::string call, const absl::Status& result, StackKind kind);
+  void Capture(std::span<const uint8_t> datagram, Instant now);
 
   SandboxConfig cfg_;
   std::unique_ptr<Netns> netns_;
@@ -119,6 +129,7 @@ class Sandbox {
   std::unique_ptr<stack::Stack> engine_;
   std::unique_ptr<KernelPeer> kernel_;
   link::Impairer to_kernel_, to_engine_;
+  std::unique_ptr<PcapTap> pcap_;  // null when capture is off
   std::vector<std::vector<uint8_t>> loopback_;
   std::vector<tcp::ConnId> engine_listeners_;
   bool pumping_ = false;

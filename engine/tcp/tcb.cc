@@ -183,9 +183,11 @@ void Tcb::OnSegment(const SegmentRepr& seg, Instant now) {
     Verdict(seg, Verdict::kIgnored, now);
     return;
   }
+  if (!CheckAck(seg, now)) return;
+  // The segment is accepted: report it before what it causes, so logs read in causal order.
+  Verdict(seg, Verdict::kAccepted, now);
   UpdateTsRecent(seg, now);
   if (!ProcessAck(seg, now)) return;
-  Verdict(seg, Verdict::kAccepted, now);
   if (cfg_.keepalive && ka_deadline_ != kNever) {
     ka_deadline_ = now + cfg_.keepalive_idle;
     ka_probes_ = 0;
@@ -400,17 +402,14 @@ void Tcb::UpdateTsRecent(const SegmentRepr& seg, Instant now) {
 }
 
 // RFC 9293 §3.10.7.4 fifth. Returns false if processing stops here.
-bool Tcb::ProcessAck(const SegmentRepr& seg, Instant now) {
+// RFC 9293 §3.10.7.4 fifth, the checks: returns false (and answers) if the ACK is unacceptable.
+bool Tcb::CheckAck(const SegmentRepr& seg, Instant now) {
   if (state_ == TcpState::kSynReceived) {
-    if (!(snd_una_ < seg.ack && seg.ack <= snd_max_)) {
-      // "<SEQ=SEG.ACK><CTL=RST>"
-      Verdict(seg, Verdict::kBadAck, now);
-      SendRst(seg.ack, now);
-      return false;
-    }
-    snd_wnd_ = 0;
-    snd_wl1_ = seg.seq - 1;  // let this segment set the window below
-    SetState(TcpState::kEstablished, "ACK of SYN received", now);
+    if (snd_una_ < seg.ack && seg.ack <= snd_max_) return true;
+    // "<SEQ=SEG.ACK><CTL=RST>"
+    Verdict(seg, Verdict::kBadAck, now);
+    SendRst(seg.ack, now);
+    return false;
   }
   // RFC 5961 §5.2: the ACK must lie in [SND.UNA - MAX.SND.WND, SND.NXT]; otherwise drop it and
   // send an ACK. (SND.NXT here is SND.MAX: after an RTO rewind, later ACKs are still valid.)
@@ -418,6 +417,16 @@ bool Tcb::ProcessAck(const SegmentRepr& seg, Instant now) {
     Verdict(seg, Verdict::kBadAck, now);
     SendChallengeAck(seg, now);
     return false;
+  }
+  return true;
+}
+
+// RFC 9293 §3.10.7.4 fifth, for an acceptable ACK. Returns false if processing stops here.
+bool Tcb::ProcessAck(const SegmentRepr& seg, Instant now) {
+  if (state_ == TcpState::kSynReceived) {
+    snd_wnd_ = 0;
+    snd_wl1_ = seg.seq - 1;  // let this segment set the window below
+    SetState(TcpState::kEstablished, "ACK of SYN received", now);
   }
   ProcessSackBlocks(seg);
   if (seg.ack > snd_una_) {
@@ -448,7 +457,6 @@ bool Tcb::ProcessAck(const SegmentRepr& seg, Instant now) {
       break;
     case TcpState::kLastAck:
       if (FinAcked()) {
-        Verdict(seg, Verdict::kAccepted, now);
         EnterClosed(absl::OkStatus(), "ACK of FIN received", now);
         return false;
       }

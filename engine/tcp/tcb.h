@@ -142,6 +142,7 @@ class Tcb {
   bool CheckSequence(const wire::SegmentRepr& seg, Instant now);
   bool CheckRst(const wire::SegmentRepr& seg, Instant now);
   bool CheckSyn(const wire::SegmentRepr& seg, Instant now);
+  bool CheckAck(const wire::SegmentRepr& seg, Instant now);
   bool ProcessAck(const wire::SegmentRepr& seg, Instant now);
   void ProcessNewAck(const wire::SegmentRepr& seg, Instant now);
   void ProcessDupAck(const wire::SegmentRepr& seg, Instant now);
