@@ -9,8 +9,10 @@ PACKAGES=(
   # libraries (DESIGN.md: gRPC, Protobuf, Abseil, libtins, GoogleTest)
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libtins-dev libpcap-dev libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
-  # runtime tools for sandboxes
-  iproute2
+  # tests/bench/tun_bench: lwIP, the user-space TCP/IP stack the engine is measured against
+  liblwip-dev
+  # runtime tools for sandboxes; tshark checks the pcap captures in tests/tun/pcap_test.cc
+  iproute2 tshark
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -32,6 +34,11 @@ fi
 
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# tshark (wireshark-common) asks whether non-root users may capture. tcplab only reads pcap
+# files with it, so answer no: no setuid dumpcap, no wireshark group.
+if command -v debconf-set-selections >/dev/null; then
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+fi
 apt-get -o DPkg::Lock::Timeout=600 update -q
 apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}"
 echo "install-deps: installed ${#missing[@]} package(s): ${missing[*]}"

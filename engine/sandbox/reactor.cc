@@ -172,14 +172,15 @@ bool Reactor::RunPosted() {
 
 void Reactor::OnTimer() {
   uint64_t expirations;
-  // EAGAIN: SetTimer re-armed or disarmed the timer after it expired but before this event
-  // was handled (timerfd_settime clears the expiration count), so this expiry is stale.
+  // EAGAIN: SetTimer re-armed the timer after it expired but before this event was handled
+  // (timerfd_settime clears the expiration count), so this expiry is stale.
   if (read(timer_fd_, &expirations, sizeof(expirations)) < 0) return;
-  if (!timer_cb_) return;
+  timerfd_deadline_ = kNever;  // it went off; a one-shot timerfd is disarmed now
+  if (!timer_cb_) return;      // disarmed by SetTimer after it was set (see there)
   if (Now() < timer_deadline_) {
-    // Cannot happen while Now() and the timerfd share CLOCK_MONOTONIC; re-arm rather than
-    // run a callback early if it ever does.
-    SetTimer(timer_deadline_, std::move(timer_cb_));
+    // The timerfd was set for an earlier deadline that was since moved later (SetTimer
+    // leaves the timerfd alone then): set it again for the real one.
+    ArmTimerFd(timer_deadline_);
     return;
   }
   std::function<void()> cb = std::move(timer_cb_);
@@ -237,31 +238,40 @@ void Reactor::Unwatch(int fd) {
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
 }
 
+// The timerfd only has to go off at or before the deadline, since OnTimer re-arms it when it
+// went off early and ignores it when disarmed. So it is set only when the deadline moves
+// earlier than what it holds. A sandbox re-arms after every turn of its datapath, mostly to
+// a later deadline (an RTO restarted by each ACK) or to none; that now costs no system call.
 void Reactor::SetTimer(Instant deadline, std::function<void()> cb) {
   CheckInLoop("SetTimer");
-  itimerspec spec{};  // all zero: disarm
   if (deadline == kNever || !cb) {
     timer_cb_ = nullptr;
     timer_deadline_ = kNever;
-  } else {
-    timer_cb_ = std::move(cb);
-    timer_deadline_ = deadline;
-    // The reactor's epoch on the CLOCK_MONOTONIC scale plus the deadline, saturating; a
-    // zero it_value would disarm, so anything at or before the clock's zero becomes 1 ns
-    // (long past: fires at once).
-    const int64_t epoch_ns = std::chrono::duration_cast<Duration>(epoch_.time_since_epoch()).count();
-    const int64_t offset_ns = deadline.time_since_epoch().count();
-    int64_t abs_ns;
-    if (__builtin_add_overflow(epoch_ns, offset_ns, &abs_ns)) {
-      abs_ns = offset_ns > 0 ? std::numeric_limits<int64_t>::max() : 1;
-    }
-    if (abs_ns < 1) abs_ns = 1;
-    spec.it_value.tv_sec = static_cast<time_t>(abs_ns / 1'000'000'000);
-    spec.it_value.tv_nsec = static_cast<long>(abs_ns % 1'000'000'000);
+    return;  // a timerfd still set goes off once, finds no callback, and is ignored
   }
+  timer_cb_ = std::move(cb);
+  timer_deadline_ = deadline;
+  if (deadline < timerfd_deadline_) ArmTimerFd(deadline);
+}
+
+void Reactor::ArmTimerFd(Instant deadline) {
+  // The reactor's epoch on the CLOCK_MONOTONIC scale plus the deadline, saturating; a zero
+  // it_value would disarm, so anything at or before the clock's zero becomes 1 ns (long
+  // past: fires at once).
+  itimerspec spec{};
+  const int64_t epoch_ns = std::chrono::duration_cast<Duration>(epoch_.time_since_epoch()).count();
+  const int64_t offset_ns = deadline.time_since_epoch().count();
+  int64_t abs_ns;
+  if (__builtin_add_overflow(epoch_ns, offset_ns, &abs_ns)) {
+    abs_ns = offset_ns > 0 ? std::numeric_limits<int64_t>::max() : 1;
+  }
+  if (abs_ns < 1) abs_ns = 1;
+  spec.it_value.tv_sec = static_cast<time_t>(abs_ns / 1'000'000'000);
+  spec.it_value.tv_nsec = static_cast<long>(abs_ns % 1'000'000'000);
   if (timerfd_settime(timer_fd_, TFD_TIMER_ABSTIME, &spec, nullptr) != 0) {
     Die(absl::StrCat("timerfd_settime: ", ErrnoText(errno)));
   }
+  timerfd_deadline_ = deadline;
 }
 
 }  // namespace tcplab::sandbox

@@ -100,6 +100,7 @@ class Reactor {
   // Returns false when the loop should exit.
   bool RunPosted() ABSL_LOCKS_EXCLUDED(mu_);
   void OnTimer();
+  void ArmTimerFd(Instant deadline);
   void OnWatched(uint64_t tag, uint32_t events);
   void WakeUp();
   void CheckInLoop(const char* what) const;
@@ -123,6 +124,8 @@ class Reactor {
   uint32_t next_watch_id_;
   std::function<void()> timer_cb_;
   Instant timer_deadline_ = kNever;
+  // What the timerfd is set to: at or before timer_deadline_, or kNever once it went off.
+  Instant timerfd_deadline_ = kNever;
 };
 
 template <typename F>

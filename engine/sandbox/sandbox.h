@@ -107,6 +107,21 @@ class Sandbox {
   // Runs `pred` on the reactor every millisecond until it is true or `timeout` passes.
   bool WaitFor(const std::function<bool()>& pred, absl::Duration timeout);
 
+  // A local application: code that runs on the reactor thread beside the engine, the way a
+  // program sits on top of its kernel's sockets. It calls the engine directly (Listen,
+  // Accept, Connect, Send, Recv, Close on `engine`), without the cross-thread Call that
+  // Send and Recv above cost per call, so it can source or sink data as fast as the window
+  // moves (tests/bench/tun_bench.cc). Its calls are not logged as AppEvents, and connections
+  // it accepts itself are its own (engine listeners made through Listen() auto-accept).
+  //
+  // The sandbox runs it whenever the datapath has settled: after datagrams from the TUN,
+  // timers and user calls. It returns true if it did something that may have queued output
+  // (data, a window update, a SYN or FIN); the sandbox then sends that and runs it again, so
+  // it must return false once it has nothing left to do for now.
+  using LocalApp = std::function<bool(stack::Stack& engine, Instant now)>;
+  // Installs `app` (null removes it) and runs it once. Thread-safe; returns after that run.
+  void SetLocalApp(LocalApp app);
+
  private:
   class Sink;
   explicit Sandbox(SandboxConfig cfg);
@@ -131,7 +146,9 @@ class Sandbox {
   link::Impairer to_kernel_, to_engine_;
   std::unique_ptr<PcapTap> pcap_;  // null when capture is off
   std::vector<std::vector<uint8_t>> loopback_;
+  std::vector<uint8_t> rx_buf_;  // OnTunReadable's; reactor thread only
   std::vector<tcp::ConnId> engine_listeners_;
+  LocalApp local_app_;
   bool pumping_ = false;
   bool observe_kernel_ = false;
   SandboxCounters counters_;

@@ -12,6 +12,7 @@ using tcp::Tcb;
 using tcp::TcpState;
 using tcp::Verdict;
 using wire::SegmentRepr;
+using wire::SeqNum;
 
 Stack::Stack(StackConfig cfg, Output output, tcp::EventSink* sink)
     : cfg_(std::move(cfg)),
@@ -51,21 +52,23 @@ void Stack::OnDatagram(std::span<const uint8_t> datagram, Instant now) {
 
 void Stack::OnSegment(const SegmentRepr& seg, Instant now) {
   Demux(seg, now);
-  Reap();
+  Settle();
 }
 
 void Stack::Demux(const SegmentRepr& seg, Instant now) {
   auto it = demux_.find(Tuple{seg.dst, seg.src});
   if (it != demux_.end()) {
+    Touch(it->second);
     Tcb& tcb = *conns_[it->second].tcb;
     if (tcb.state() == TcpState::kTimeWait && seg.Has(wire::kSyn) && !seg.Has(wire::kAck) &&
         !seg.Has(wire::kRst) && tcb.AcceptsNewIncarnation(seg)) {
       if (Listener* l = FindListener(seg.dst)) {
         // RFC 9293 §3.10.7.4 note / RFC 6191: a new SYN may take over a 4-tuple in TIME-WAIT.
+        SeqNum min_iss = tcb.MinIssForNewIncarnation();
         tcb.EndForNewIncarnation(now);
         conns_[it->second].in_demux = false;
         demux_.erase(it);
-        OnListenSegment(*l, seg, now);
+        OnListenSegment(*l, seg, now, min_iss);
         return;
       }
     }
@@ -87,7 +90,8 @@ Stack::Listener* Stack::FindListener(wire::Endpoint local) {
 }
 
 // RFC 9293 §3.10.7.2, LISTEN.
-void Stack::OnListenSegment(Listener& l, const SegmentRepr& seg, Instant now) {
+void Stack::OnListenSegment(Listener& l, const SegmentRepr& seg, Instant now,
+                            std::optional<wire::SeqNum> min_iss) {
   if (seg.Has(wire::kRst)) {  // "An incoming RST should be ignored"
     ReportUnmatched(seg, Verdict::kIgnored, now);
     return;
@@ -109,7 +113,10 @@ void Stack::OnListenSegment(Listener& l, const SegmentRepr& seg, Instant now) {
   }
   Conn& c = NewConn(seg.dst, seg.src, l.id);
   l.embryonic++;
-  c.tcb->OpenPassive(seg, isn_.Isn(seg.dst, seg.src, now), isn_.TimestampOffset(seg.dst, seg.src), now);
+  wire::SeqNum iss = isn_.Isn(seg.dst, seg.src, now);
+  if (min_iss && iss < *min_iss) iss = *min_iss;
+  c.tcb->OpenPassive(seg, iss, isn_.TimestampOffset(seg.dst, seg.src), now);
+  Touch(c.tcb->id());
 }
 
 // RFC 9293 §3.10.7.1: a segment for a closed port gets a RST, unless it is one.
@@ -167,16 +174,65 @@ void Stack::Emit(const SegmentRepr& seg) {
 // Timers.
 
 void Stack::OnTick(Instant now) {
-  for (auto& [id, c] : conns_) {
-    if (c.tcb->NextDeadline() <= now) c.tcb->OnTick(now);
+  // Take every due entry first, then run those TCBs: each runs OnTick at most once per call,
+  // and the timers they arm are filed afterwards (Settle).
+  due_.clear();
+  while (!timers_.empty() && timers_.top().deadline <= now) {
+    TimerEntry e = timers_.top();
+    timers_.pop();
+    auto it = conns_.find(e.id);
+    if (it == conns_.end() || it->second.filed != e.deadline) continue;  // stale
+    it->second.filed = kNever;
+    due_.push_back(e.id);
   }
-  Reap();
+  for (ConnId id : due_) {
+    Tcb& tcb = *conns_.at(id).tcb;  // nothing leaves conns_ before Settle()
+    if (tcb.NextDeadline() <= now) tcb.OnTick(now);  // else the entry was early: re-file it
+    Touch(id);
+  }
+  Settle();
 }
 
-Instant Stack::NextDeadline() const {
-  Instant next = kNever;
-  for (const auto& [id, c] : conns_) next = std::min(next, c.tcb->NextDeadline());
-  return next;
+Instant Stack::NextDeadline() const { return timers_.empty() ? kNever : timers_.top().deadline; }
+
+void Stack::FileTimer(ConnId id, Conn& c) {
+  Instant d = c.tcb->NextDeadline();
+  // An entry at or before the deadline stays: it is re-filed when it reaches the top. So an
+  // RTO restarted by every ACK costs nothing here.
+  if (d >= c.filed) return;
+  c.filed = d;
+  timers_.push(TimerEntry{d, id});
+}
+
+void Stack::Settle() {
+  Reap();
+  for (ConnId id : touched_) {
+    auto it = conns_.find(id);
+    if (it != conns_.end()) FileTimer(id, it->second);
+  }
+  touched_.clear();
+  // Make the top entry exact, so NextDeadline() is: drop stale entries, re-file early ones.
+  while (!timers_.empty()) {
+    TimerEntry top = timers_.top();
+    auto it = conns_.find(top.id);
+    if (it == conns_.end() || it->second.filed != top.deadline) {
+      timers_.pop();
+      continue;
+    }
+    if (it->second.tcb->NextDeadline() == top.deadline) break;
+    timers_.pop();
+    it->second.filed = kNever;
+    FileTimer(top.id, it->second);
+  }
+  // Stale entries of TCBs that went long before their deadline (e.g. reset while a keepalive
+  // was hours away) would pile up: start afresh when they outnumber the connections.
+  if (timers_.size() > 2 * conns_.size() + 64) {
+    timers_ = {};
+    for (auto& [id, c] : conns_) {
+      c.filed = kNever;
+      FileTimer(id, c);
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -308,13 +364,17 @@ absl::StatusOr<ConnId> Stack::Connect(wire::Endpoint local, wire::Endpoint remot
   c.owned = true;
   ConnId id = c.tcb->id();
   c.tcb->OpenActive(isn_.Isn(local, remote, now), isn_.TimestampOffset(local, remote), now);
-  Reap();
+  Touch(id);
+  Settle();
   return id;
 }
 
 absl::StatusOr<Tcb*> Stack::Lookup(ConnId id) {
   auto it = conns_.find(id);
-  if (it != conns_.end()) return it->second.tcb.get();
+  if (it != conns_.end()) {
+    Touch(id);  // the caller is about to call it
+    return it->second.tcb.get();
+  }
   if (listeners_.contains(id)) {
     return absl::FailedPreconditionError(
         absl::StrCat("connection ", id, " is a listener (LISTEN): it has no data stream"));
@@ -326,7 +386,7 @@ absl::StatusOr<size_t> Stack::Send(ConnId id, std::span<const uint8_t> data, Ins
   absl::StatusOr<Tcb*> tcb = Lookup(id);
   if (!tcb.ok()) return tcb.status();
   auto n = (*tcb)->Send(data, now);
-  Reap();
+  Settle();
   return n;
 }
 
@@ -334,7 +394,7 @@ absl::StatusOr<size_t> Stack::Recv(ConnId id, std::span<uint8_t> out, Instant no
   absl::StatusOr<Tcb*> tcb = Lookup(id);
   if (!tcb.ok()) return tcb.status();
   auto n = (*tcb)->Recv(out, now);
-  Reap();
+  Settle();
   return n;
 }
 
@@ -342,7 +402,7 @@ absl::Status Stack::Shutdown(ConnId id, Instant now) {
   absl::StatusOr<Tcb*> tcb = Lookup(id);
   if (!tcb.ok()) return tcb.status();
   absl::Status s = (*tcb)->Shutdown(now);
-  Reap();
+  Settle();
   return s;
 }
 
@@ -353,18 +413,21 @@ absl::Status Stack::Close(ConnId id, Instant now) {
     for (auto& [cid, c] : conns_) {
       if (c.listener == id) orphans.push_back(cid);
     }
-    for (ConnId cid : orphans) conns_.at(cid).tcb->Abort(now);
+    for (ConnId cid : orphans) {
+      conns_.at(cid).tcb->Abort(now);
+      Touch(cid);
+    }
     listen_by_ep_.erase(EndpointKey{l->second.local});
     listeners_.erase(l);
     if (sink_) sink_->OnState(now, tcp::StateEvent{id, TcpState::kListen, TcpState::kClosed, "listener closed"});
-    Reap();
+    Settle();
     return absl::OkStatus();
   }
   absl::StatusOr<Tcb*> tcb = Lookup(id);
   if (!tcb.ok()) return tcb.status();
   absl::Status s = (*tcb)->Close(now);
   if ((*tcb)->state() == TcpState::kClosed) to_reap_.push_back(id);
-  Reap();
+  Settle();
   return s;
 }
 
@@ -374,7 +437,7 @@ absl::Status Stack::Abort(ConnId id, Instant now) {
   if (!tcb.ok()) return tcb.status();
   (*tcb)->Abort(now);
   to_reap_.push_back(id);
-  Reap();
+  Settle();
   return absl::OkStatus();
 }
 

@@ -7,6 +7,8 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <queue>
 #include <span>
 #include <vector>
 
@@ -107,6 +109,15 @@ class Stack : private tcp::EventSink {
     ConnId listener = 0;  // the listener it came from, until accepted
     bool owned = false;   // the user holds it (connected, or accepted)
     bool in_demux = true;
+    Instant filed = kNever;  // deadline of its live entry in timers_; kNever: none
+  };
+  // (deadline, id) in timers_, earliest first.
+  struct TimerEntry {
+    Instant deadline;
+    ConnId id;
+    friend bool operator>(const TimerEntry& a, const TimerEntry& b) {
+      return a.deadline != b.deadline ? a.deadline > b.deadline : a.id > b.id;
+    }
   };
   struct Listener {
     ConnId id;
@@ -122,7 +133,10 @@ class Stack : private tcp::EventSink {
   void OnTimer(Instant now, const tcp::TimerEvent& ev) override;
 
   void Demux(const wire::SegmentRepr& seg, Instant now);
-  void OnListenSegment(Listener& l, const wire::SegmentRepr& seg, Instant now);
+  // `min_iss`: when the SYN takes over a 4-tuple in TIME-WAIT, the ISS must exceed the old
+  // incarnation's sequence numbers.
+  void OnListenSegment(Listener& l, const wire::SegmentRepr& seg, Instant now,
+                       std::optional<wire::SeqNum> min_iss = std::nullopt);
   void ReplyToClosedPort(const wire::SegmentRepr& seg, tcp::Verdict verdict, Instant now);
   void ReportUnmatched(const wire::SegmentRepr& seg, tcp::Verdict verdict, Instant now);
   Listener* FindListener(wire::Endpoint local);
@@ -130,6 +144,11 @@ class Stack : private tcp::EventSink {
   absl::StatusOr<tcp::Tcb*> Lookup(ConnId id);
   void Emit(const wire::SegmentRepr& seg);
   void Reap();
+  // Ends every public call that may have called a TCB: Reap(), then files the timers of the
+  // TCBs that were called (touched_).
+  void Settle();
+  void FileTimer(ConnId id, Conn& c);
+  void Touch(ConnId id) { touched_.push_back(id); }
   absl::StatusOr<uint16_t> PickEphemeralPort(wire::Endpoint local_ip, wire::Endpoint remote);
 
   StackConfig cfg_;
@@ -145,6 +164,15 @@ class Stack : private tcp::EventSink {
   absl::flat_hash_map<ConnId, Listener> listeners_;
   absl::flat_hash_map<EndpointKey, ConnId> listen_by_ep_;
   std::vector<ConnId> to_reap_;
+  // Timers of all TCBs, so that NextDeadline and OnTick do not walk every connection (with
+  // thousands in TIME-WAIT, that walk was most of the cost of each datagram). A TCB's entry
+  // may be early: its deadline moved later (an RTO restarted by an ACK) and the entry stayed,
+  // to be re-filed when it reaches the top. An entry whose deadline is not its Conn's `filed`
+  // (or whose Conn is gone) is stale and skipped. Invariant after Settle(): every TCB with a
+  // timer has an entry at or before its deadline, and the top entry is exact.
+  std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<>> timers_;
+  std::vector<ConnId> touched_;  // TCBs called since the last Settle()
+  std::vector<ConnId> due_;      // OnTick's scratch
   std::vector<uint8_t> out_buf_;
   StackCounters counters_;
 };

@@ -33,6 +33,7 @@ bool NewReno::OnNewAck(wire::SeqNum ack, uint32_t acked, uint32_t flight) {
     cwnd_ = std::max(cwnd_, smss_);
     return true;
   }
+  if (cwnd_ >= kMaxCwnd) return false;
   if (cwnd_ < ssthresh_) {
     // RFC 5681 §3.1 eq. (2): slow start, at most SMSS per ACK.
     cwnd_ += std::min(acked, smss_);
@@ -50,7 +51,7 @@ bool NewReno::OnNewAck(wire::SeqNum ack, uint32_t acked, uint32_t flight) {
 bool NewReno::OnDupAck(wire::SeqNum snd_una, wire::SeqNum snd_max, uint32_t flight) {
   ++dupacks_;
   if (in_recovery_) {
-    cwnd_ += smss_;  // RFC 6582 §3.2 step 4: inflate for each further duplicate ACK
+    if (cwnd_ < kMaxCwnd) cwnd_ += smss_;  // RFC 6582 §3.2 step 4: inflate per further dup ACK
     return false;
   }
   if (dupacks_ != 3) return false;

@@ -22,6 +22,9 @@ class NewReno {
   // should happen now (RFC 5681 §3.2 step 2, RFC 6582 §3.2 step 2).
   bool OnDupAck(wire::SeqNum snd_una, wire::SeqNum snd_max, uint32_t flight);
 
+  // RFC 5681 §3.1: the SYN or SYN+ACK was lost; start with one segment.
+  void SetLossWindow() { cwnd_ = smss_; }
+
   // RFC 5681 §3.1 eq. (4): the retransmission timer expired.
   void OnRto(wire::SeqNum snd_max, uint32_t flight);
 
@@ -32,6 +35,10 @@ class NewReno {
   wire::SeqNum recover() const { return recover_; }
 
  private:
+  // cwnd never grows past this (a 32-bit cwnd would otherwise wrap after 4 GiB without loss;
+  // Linux has snd_cwnd_clamp for the same reason).
+  static constexpr uint32_t kMaxCwnd = 1u << 30;
+
   uint32_t smss_ = 536;
   uint32_t cwnd_ = 0;
   uint32_t ssthresh_ = UINT32_MAX;  // RFC 5681 §3.1: "arbitrarily high"

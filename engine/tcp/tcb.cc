@@ -69,6 +69,9 @@ void Tcb::SetState(TcpState to, const char* cause, Instant now) {
     rtt_ = RttEstimator(std::min(cfg_.syn_timeout_rto_floor, cfg_.max_rto), cfg_.min_rto,
                         cfg_.max_rto);
   }
+  // RFC 5681 §3.1: "if the SYN or SYN/ACK is lost, the initial window used by a sender after a
+  // correctly transmitted SYN MUST be one segment".
+  if (to == TcpState::kEstablished && syn_retransmitted_) cc_.SetLossWindow();
   if (to == TcpState::kEstablished || to == TcpState::kCloseWait) {
     if (cfg_.keepalive) ka_deadline_ = now + cfg_.keepalive_idle;
   }
@@ -227,7 +230,7 @@ void Tcb::OnSegmentSynSent(const SegmentRepr& seg, Instant now) {
   }
   irs_ = seg.seq;
   rcv_nxt_ = seg.seq + 1;
-  rcv_adv_ = rcv_nxt_;  // the next segment advertises the window afresh
+  rcv_adv_ = rcv_nxt_ + syn_window_;  // the window our SYN offered stands (never shrink)
   NegotiateOptions(seg);
   if (ts_enabled_) {
     ts_recent_ = seg.options.timestamps->val;
@@ -251,11 +254,11 @@ void Tcb::OnSegmentSynSent(const SegmentRepr& seg, Instant now) {
   rto_retries_ = 0;
   StopTimer(rto_deadline_, TimerKind::kRetransmission, now);
   SetState(TcpState::kEstablished, "SYN+ACK received", now);  // applies RFC 6298 (5.7)
-  if (!seg.payload.empty() || seg.Has(wire::kFin)) {
-    ProcessTextAndFin(seg, now);
-  } else {
-    SendAck(now);
-  }
+  // "form an ACK segment <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> and send it" (RFC 9293
+  // §3.10.7.3), with any data or FIN the SYN+ACK carried taken first.
+  uint64_t sent_before = counters_.segments_out;
+  if (!seg.payload.empty() || seg.Has(wire::kFin)) ProcessTextAndFin(seg, now);
+  if (counters_.segments_out == sent_before) SendAck(now);
   if (pending_shutdown_) {
     pending_shutdown_ = false;
     (void)Shutdown(now);
@@ -423,6 +426,7 @@ bool Tcb::CheckAck(const SegmentRepr& seg, Instant now) {
 
 // RFC 9293 §3.10.7.4 fifth, for an acceptable ACK. Returns false if processing stops here.
 bool Tcb::ProcessAck(const SegmentRepr& seg, Instant now) {
+  persist_unanswered_ = 0;  // the peer is there
   if (state_ == TcpState::kSynReceived) {
     snd_wnd_ = 0;
     snd_wl1_ = seg.seq - 1;  // let this segment set the window below
@@ -438,6 +442,12 @@ bool Tcb::ProcessAck(const SegmentRepr& seg, Instant now) {
   // (SEG.ACK < SND.UNA) never does, whatever its sequence number.
   if (seg.ack >= snd_una_) UpdateSendWindow(seg);
   if (snd_wnd_ > 0) {
+    if (persist_deadline_ != kNever || persist_backoff_ > 0) {
+      // The window reopened while probing. A probe octet the peer refused is still
+      // outstanding with no timer on it: resend from SND.UNA (as BSD does), which also
+      // arms the retransmission timer (RFC 6298 (5.1)).
+      snd_nxt_ = snd_una_;
+    }
     StopTimer(persist_deadline_, TimerKind::kPersist, now);
     persist_backoff_ = 0;
   } else {
@@ -500,8 +510,9 @@ void Tcb::ProcessNewAck(const SegmentRepr& seg, Instant now) {
     rto_deadline_ = now + rtt_.rto();
   }
   if (partial) {
-    // RFC 6582 §3.2 step 5: retransmit the first unacknowledged segment.
-    hole_next_ = snd_una_;
+    // RFC 6582 §3.2 step 5: retransmit the first unacknowledged segment. With SACK, holes
+    // already resent in this recovery are not sent again.
+    hole_next_ = sack_enabled_ ? wire::Max(hole_next_, snd_una_) : snd_una_;
     RetransmitFirstHole(now);
   }
 }
@@ -570,8 +581,8 @@ void Tcb::ProcessTextAndFin(const SegmentRepr& seg, Instant now) {
   bool has_text = !seg.payload.empty() && off + seg.payload.size() > rcv_nxt_off_;
   if (has_text && user_closed_) {
     // The application closed and will never read this: reset (RFC 9293 §3.10.4 / RFC 2525
-    // §2.17, as Linux does).
-    SendRst(snd_nxt_, now);
+    // §2.17, as Linux does). SEG.ACK is a sequence number the peer is sure to accept.
+    SendRst(seg.ack, now);
     EnterClosed(SocketError(absl::StatusCode::kAborted, "ECONNRESET",
                             "data arrived after close; connection reset"),
                 "data received after close: RST sent", now);
@@ -752,7 +763,7 @@ void Tcb::Abort(Instant now) {
     case TcpState::kFinWait1:
     case TcpState::kFinWait2:
     case TcpState::kCloseWait:
-      SendRst(snd_nxt_, now);
+      SendRst(AcceptableSeq(), now);
       break;
     default:
       break;
@@ -804,6 +815,7 @@ SegmentRepr Tcb::Header(uint8_t flags, SeqNum seq, Instant now) {
   if (flags & wire::kSyn) {
     // RFC 7323 §2.2: the window in a SYN is not scaled.
     seg.window = static_cast<uint16_t>(std::min<size_t>(recv_.free(), 0xffff));
+    syn_window_ = seg.window;
     rcv_adv_ = rcv_nxt_ + seg.window;
     seg.options.mss = cfg_.mss;
     bool offer = !(flags & wire::kAck);  // on a SYN+ACK, only echo what the peer offered
@@ -863,6 +875,7 @@ void Tcb::Transmit(SegmentRepr& seg, bool retransmission, Instant now) {
 void Tcb::SendSyn(Instant now, bool retransmission) {
   uint8_t flags = wire::kSyn | (state_ == TcpState::kSynReceived ? wire::kAck : 0);
   SegmentRepr seg = Header(flags, iss_, now);
+  if (retransmission) rtt_timing_ = false;  // Karn's rule (RFC 6298 §3)
   if (!retransmission && !rtt_timing_) {
     rtt_timing_ = true;
     rtt_seq_ = iss_;
@@ -879,8 +892,19 @@ void Tcb::SendSyn(Instant now, bool retransmission) {
 // with a sequence number below its RCV.NXT fails the acceptability test (RFC 9293 §3.10.7.4)
 // and is dropped unread, so both sides could end up discarding each other's ACKs forever. BSD
 // uses snd_max here for the same reason; Linux never rewinds snd_nxt.
+// The sequence number for a segment without data, SYN or FIN (an ACK or a RST we start): SND.MAX,
+// the next new octet, but never beyond the peer's window. After an RTO rewinds SND.NXT (RFC
+// 6298 (5.4)) the peer may hold octets beyond it, and a sequence number below its RCV.NXT fails
+// its acceptability test (RFC 9293 §3.10.7.4); a zero-window probe octet the peer refused lies
+// beyond its window, which a zero-length segment must not (the same test with RCV.WND = 0). BSD
+// uses snd_max, Linux tcp_acceptable_seq: the same rule.
+SeqNum Tcb::AcceptableSeq() const {
+  SeqNum right = snd_una_ + snd_wnd_;
+  return snd_max_ <= right ? snd_max_ : wire::Max(right, snd_una_);
+}
+
 void Tcb::SendAck(Instant now) {
-  SegmentRepr seg = Header(wire::kAck, snd_max_, now);
+  SegmentRepr seg = Header(wire::kAck, AcceptableSeq(), now);
   Transmit(seg, false, now);
 }
 
@@ -1108,7 +1132,8 @@ void Tcb::OnRtoExpired(Instant now) {
   bool handshake = state_ == TcpState::kSynSent || state_ == TcpState::kSynReceived;
   int limit = handshake ? cfg_.syn_retries : cfg_.data_retries;
   if (rto_retries_ > limit) {
-    if (state_ != TcpState::kSynSent) SendRst(snd_nxt_, now);
+    // R2 reached: "close the connection" (RFC 9293 §3.8.3). No RST: the peer is presumed
+    // unreachable, and Linux (tcp_write_err) sends none either.
     EnterClosed(SocketError(absl::StatusCode::kDeadlineExceeded, "ETIMEDOUT",
                             absl::StrCat("connection timed out in ", Name(state_), " after ",
                                          limit, " retransmissions")),
@@ -1151,6 +1176,15 @@ void Tcb::OnPersistExpired(Instant now) {
   }
   // The octet at SND.UNA is new only if nothing beyond SND.UNA was ever sent; a repeated probe
   // carries the same octet again and is a retransmission.
+  if (++persist_unanswered_ > cfg_.data_retries) {
+    // Nobody has answered the probes: the peer is gone (Linux gives up after tcp_retries2
+    // unanswered probes; RFC 1122 §4.2.2.17 only asks to keep probing while they are answered).
+    EnterClosed(SocketError(absl::StatusCode::kDeadlineExceeded, "ETIMEDOUT",
+                            absl::StrCat("connection timed out: ", cfg_.data_retries,
+                                         " zero-window probes unanswered")),
+                "zero-window probes unanswered", now);
+    return;
+  }
   bool new_octet = snd_una_ == snd_max_;
   SendSegmentAt(snd_una_, 1, !new_octet, now);
   // The probe is not covered by the retransmission timer: the persist timer repeats it.
@@ -1165,10 +1199,16 @@ void Tcb::OnPersistExpired(Instant now) {
 void Tcb::OnKeepaliveExpired(Instant now) {
   TimerEvent(TimerKind::kKeepalive, TimerAction::kFired, now, now, ka_probes_);
   if (ka_probes_ >= cfg_.keepalive_probes) {
-    SendRst(snd_nxt_, now);
+    SendRst(AcceptableSeq(), now);
     EnterClosed(SocketError(absl::StatusCode::kDeadlineExceeded, "ETIMEDOUT",
                             "keepalive: peer did not answer"),
                 "keepalive timeout", now);
+    return;
+  }
+  if (snd_max_ != snd_una_) {
+    // Data is in flight: the retransmission timer watches the peer (Linux probes only an
+    // idle connection). Look again later.
+    ka_deadline_ = now + cfg_.keepalive_interval;
     return;
   }
   ++ka_probes_;
@@ -1182,6 +1222,12 @@ void Tcb::OnKeepaliveExpired(Instant now) {
 
 uint32_t Tcb::TsNow(Instant now) const {
   return static_cast<uint32_t>(ToMillis(now.time_since_epoch())) + ts_offset_;
+}
+
+SeqNum Tcb::MinIssForNewIncarnation() const {
+  // RFC 1122 §4.2.2.13 (1): the new ISS must be larger than any sequence number this
+  // incarnation used. The margin is Linux's (tw_snd_nxt + 65535 + 2).
+  return snd_max_ + 65537;
 }
 
 bool Tcb::AcceptsNewIncarnation(const SegmentRepr& syn) const {

@@ -126,6 +126,8 @@ class Tcb {
   // incarnation (RFC 9293 §3.10.7.4 note, RFC 6191): its sequence number (or timestamp) is
   // beyond anything of this incarnation.
   bool AcceptsNewIncarnation(const wire::SegmentRepr& syn) const;
+  // The smallest ISS a new incarnation of this 4-tuple may use.
+  wire::SeqNum MinIssForNewIncarnation() const;
   // TIME-WAIT ends early because a new incarnation of the 4-tuple takes over.
   void EndForNewIncarnation(Instant now);
 
@@ -183,6 +185,7 @@ class Tcb {
 
   // --- helpers ---
   uint32_t TsNow(Instant now) const;
+  wire::SeqNum AcceptableSeq() const;
   uint32_t FlightSize() const { return static_cast<uint32_t>(snd_max_ - snd_una_); }
   wire::SeqNum FinSeq() const;  // sequence number our FIN has or will have
   bool FinSent() const;
@@ -226,6 +229,7 @@ class Tcb {
   uint16_t peer_mss_ = 536;
   uint16_t smss_ = 536;
   uint8_t snd_wscale_ = 0, rcv_wscale_ = 0;
+  uint16_t syn_window_ = 0;  // the (unscaled) window our SYN or SYN+ACK offered
   bool ws_enabled_ = false, ts_enabled_ = false, sack_enabled_ = false;
   uint32_t ts_offset_ = 0;
   uint32_t ts_recent_ = 0;
@@ -249,6 +253,7 @@ class Tcb {
   Instant tw_deadline_ = kNever, ka_deadline_ = kNever, fw2_deadline_ = kNever;
   int rto_retries_ = 0;
   int persist_backoff_ = 0;
+  int persist_unanswered_ = 0;  // probes sent since the last ACK
   int ka_probes_ = 0;
   int full_segments_unacked_ = 0;
 

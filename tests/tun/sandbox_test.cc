@@ -9,6 +9,7 @@
 #include <random>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -323,10 +324,13 @@ TEST_F(SandboxTest, UnknownIdIsNotFound) {
 namespace tcplab::sandbox {
 namespace {
 
-size_t CountDir(const char* path) {
+// Entries of `path` whose names start with `prefix`.
+size_t CountDir(const char* path, const std::string& prefix = "") {
   size_t n = 0;
   if (DIR* d = opendir(path)) {
-    while (dirent* e = readdir(d)) n += e->d_name[0] != '.';
+    while (dirent* e = readdir(d)) {
+      n += e->d_name[0] != '.' && std::string(e->d_name).starts_with(prefix);
+    }
     closedir(d);
   }
   return n;
@@ -336,7 +340,9 @@ size_t CountDir(const char* path) {
 // no namespace, fd or thread is left behind.
 TEST(SandboxLifetime, ThousandCreateDeleteCyclesLeakNothing) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root for network namespaces and TUN (label tun)";
-  size_t fds = CountDir("/proc/self/fd"), netns = CountDir("/run/netns"),
+  // Only this process's namespaces: other processes may create and remove theirs meanwhile.
+  const std::string ours = absl::StrCat("tcplab-", getpid(), "-");
+  size_t fds = CountDir("/proc/self/fd"), netns = CountDir("/run/netns", ours),
          threads = CountDir("/proc/self/task");
   for (int i = 0; i < 1000; ++i) {
     SandboxConfig cfg;
@@ -347,7 +353,7 @@ TEST(SandboxLifetime, ThousandCreateDeleteCyclesLeakNothing) {
     ASSERT_TRUE((*sb)->Connect(StackKind::kEngine, {}, {kKernel, 80}).ok());
   }
   EXPECT_EQ(CountDir("/proc/self/fd"), fds);
-  EXPECT_EQ(CountDir("/run/netns"), netns);
+  EXPECT_EQ(CountDir("/run/netns", ours), netns);
   EXPECT_EQ(CountDir("/proc/self/task"), threads);
 }
 

@@ -604,6 +604,23 @@ TEST(TimeWait, SynWithHigherSeqStartsANewIncarnation) {
   EXPECT_EQ(n.stack().Find(n.states().back().conn)->state(), TcpState::kSynReceived);
 }
 
+// RFC 1122 §4.2.2.13 (1): the new incarnation's ISS is larger than any sequence number the old
+// one used, even when no time has passed (the RFC 6528 clock alone would give the same ISS).
+TEST(TimeWait, NewIncarnationIssIsAboveTheOldSequenceSpace) {
+  Net n;
+  ServerInTimeWait(n);
+  // The old incarnation's ISS is what its SYN+ACK carried; find it in the events.
+  SeqNum old_iss;
+  for (const auto& ev : n.segments()) {
+    if (ev.dir == tcp::Direction::kOut && ev.seg.flags == (kSyn | kAck)) old_iss = ev.seg.seq;
+  }
+  n.Deliver(n.In(kSyn, 100000));
+  SegmentRepr synack = n.Pop();
+  ASSERT_EQ(synack.flags, kSyn | kAck);
+  // The old incarnation used old_iss .. old_iss+1 (SYN and FIN): Linux's margin is 65537.
+  EXPECT_GE(synack.seq - old_iss, 65537 + 2);
+}
+
 // RFC 9293 §3.10.7.4 TIME-WAIT / §3.4.2: after 2·MSL the connection is CLOSED; the user
 // closed it long ago, so the stack forgets it and its 4-tuple.
 TEST(TimeWait, ConnectionIsForgottenAfterTwoMsl) {
@@ -646,6 +663,52 @@ TEST(TimeWait, SynWithNewerTimestampStartsANewIncarnationDespiteLowerSeq) {
   EXPECT_EQ(synack.flags, kSyn | kAck);
   EXPECT_EQ(synack.ack, SeqNum(51));
   EXPECT_EQ(n.stack().Find(old), nullptr);
+}
+
+// =============================================================================================
+// Timers: the stack keeps its TCBs' deadlines in a queue instead of asking every TCB.
+
+// Against an oracle: with connections whose timers start, move later (SYN backoff, RFC 6298
+// (5.5)), stop (handshake done), end (reset) and restart (data sent, (5.1)), the stack's
+// NextDeadline is always the earliest deadline of its TCBs, and OnTick at it runs them.
+TEST(Timers, NextDeadlineIsAlwaysTheEarliestTcbDeadline) {
+  StackConfig cfg = TestStackConfig();
+  cfg.tcp.initial_rto = 100ms;
+  cfg.tcp.min_rto = 100ms;
+  Net n(cfg);
+  std::vector<tcp::ConnId> ids;
+  auto earliest = [&] {
+    Instant t = kNever;
+    for (tcp::ConnId id : ids) {
+      if (const tcp::Tcb* tcb = n.stack().Find(id)) t = std::min(t, tcb->NextDeadline());
+    }
+    return t;
+  };
+  for (int i = 0; i < 60; ++i) {
+    const Endpoint local{kLocalIp, static_cast<uint16_t>(50000 + i)};
+    absl::StatusOr<tcp::ConnId> c = n.stack().Connect(local, kServer, n.now());
+    ASSERT_TRUE(c.ok());
+    ids.push_back(*c);
+    SegmentRepr syn = n.Pop();
+    if (i % 3 == 1) {  // handshake done: the SYN timer stops; then data restarts a timer
+      n.Deliver(n.In(kSyn | kAck, 1000, syn.seq.raw() + 1, {}, kServer, local));
+      const uint8_t data[10] = {};
+      ASSERT_TRUE(n.stack().Send(*c, data, n.now()).ok());
+    } else if (i % 5 == 2) {  // reset: the TCB and its timer go
+      n.Deliver(n.In(kRst | kAck, 0, syn.seq.raw() + 1, {}, kServer, local));
+    }
+    n.DiscardSent();
+    ASSERT_EQ(n.stack().NextDeadline(), earliest()) << "after connection " << i;
+    n.Advance(3ms);
+  }
+  for (int step = 0; step < 500 && n.stack().NextDeadline() != kNever; ++step) {
+    ASSERT_EQ(n.stack().NextDeadline(), earliest()) << "step " << step;
+    if (step % 7 == 0 && !ids.empty()) {  // the user aborts one now and then
+      (void)n.stack().Abort(ids[static_cast<size_t>(step) % ids.size()], n.now());
+    }
+    n.Advance(11ms);
+    n.DiscardSent();
+  }
 }
 
 // =============================================================================================
