@@ -1,6 +1,7 @@
 // The engine against the real Linux kernel, through a TUN device in a network namespace.
 // Needs root (CAP_SYS_ADMIN + CAP_NET_ADMIN); skips, saying so, without it.
 #include "engine/sandbox/sandbox.h"
+#include "tests/tun/tun_testing.h"
 
 #include <dirent.h>
 #include <openssl/evp.h>
@@ -23,23 +24,10 @@ using namespace std::chrono_literals;
 constexpr wire::Ipv4 kKernel = wire::Ipv4::Of(198, 18, 0, 1);
 constexpr wire::Ipv4 kEngine = wire::Ipv4::Of(198, 18, 0, 2);
 
-std::string Sha256(const std::string& s) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(s.data(), s.size(), md, &len, EVP_sha256(), nullptr);
-  return std::string(reinterpret_cast<char*>(md), len);
-}
-
-std::string RandomBytes(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, '\0');
-  for (auto& c : s) c = static_cast<char>(rng());
-  return s;
-}
-
-std::span<const uint8_t> Bytes(const std::string& s) {
-  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
+using tuntest::Bytes;
+using tuntest::RandomBytes;
+using tuntest::Sha256Hex;
+using tuntest::WaitUntil;
 
 class SandboxTest : public ::testing::Test {
  protected:
@@ -57,36 +45,13 @@ class SandboxTest : public ::testing::Test {
   }
   virtual void Customize(SandboxConfig&) {}
 
-  TcpState State(tcp::ConnId id) {
-    auto info = sb_->Get(id);
-    return info.ok() ? info->state : TcpState::kClosed;
-  }
+  TcpState State(tcp::ConnId id) { return tuntest::State(*sb_, id); }
   bool WaitState(tcp::ConnId id, TcpState s, absl::Duration timeout = absl::Seconds(10)) {
-    return WaitUntil([&] { return State(id) == s; }, timeout);
+    return tuntest::WaitState(*sb_, id, s, timeout);
   }
-  bool WaitUntil(const std::function<bool()>& pred, absl::Duration timeout = absl::Seconds(10)) {
-    absl::Time deadline = absl::Now() + timeout;
-    while (absl::Now() < deadline) {
-      if (pred()) return true;
-      absl::SleepFor(absl::Milliseconds(2));
-    }
-    return pred();
-  }
-  // Every state `id` went through, from the event log.
-  std::vector<TcpState> Path(tcp::ConnId id) {
-    std::vector<TcpState> out;
-    auto r = sb_->events().Read(0, 1 << 20);
-    for (const Event& e : r.events) {
-      if (auto* st = std::get_if<tcp::StateEvent>(&e.body); st && st->conn == id) out.push_back(st->to);
-    }
-    return out;
-  }
-  // The connection the engine accepted on `listener`'s port (auto-accepted by the sandbox).
+  std::vector<TcpState> Path(tcp::ConnId id) { return tuntest::Path(*sb_, id); }
   std::optional<tcp::ConnId> Accepted(StackKind stack, uint16_t port) {
-    for (const ConnInfo& c : sb_->List()) {
-      if (c.stack == stack && !c.listener && c.local.port == port) return c.id;
-    }
-    return std::nullopt;
+    return tuntest::Accepted(*sb_, stack, port);
   }
   std::string ReadAll(tcp::ConnId id, size_t want, absl::Duration timeout = absl::Seconds(60)) {
     std::string got;
@@ -152,8 +117,8 @@ TEST_F(SandboxTest, TenMebibytesEachWayIntact) {
     if (auto r = sb_->Recv(*e, 1 << 20); r.ok()) down_got += r->data;
     return up_got.size() == up.size() && down_got.size() == down.size();
   }, absl::Seconds(120)));
-  EXPECT_EQ(Sha256(up_got), Sha256(up));
-  EXPECT_EQ(Sha256(down_got), Sha256(down));
+  EXPECT_EQ(Sha256Hex(up_got), Sha256Hex(up));
+  EXPECT_EQ(Sha256Hex(down_got), Sha256Hex(down));
 }
 
 // The engine closes first: FIN-WAIT-1, FIN-WAIT-2, TIME-WAIT for its 2·MSL, CLOSED; the kernel
