@@ -226,23 +226,30 @@ void Sandbox::AppLog(tcp::ConnId id, std::string call, const absl::Status& resul
   sink_->Add(reactor_->Now(), AppEvent{id, std::move(call), result.ok() ? "OK" : result.ToString()}, kind);
 }
 
+// The address a stack's endpoint gets when the user leaves it 0, or an error for KERNEL in a
+// sandbox without a kernel peer.
+absl::StatusOr<wire::Endpoint> Sandbox::LocalEndpoint(StackKind stack, wire::Endpoint local) const {
+  if (stack == StackKind::kKernel && !kernel_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "sandbox ", name(), " uses the virtual backend: it has no kernel peer; use stack ENGINE"));
+  }
+  if (local.ip.v == 0) local.ip = stack == StackKind::kKernel ? cfg_.tun.kernel_addr : kEngineAddr;
+  return local;
+}
+
 absl::StatusOr<tcp::ConnId> Sandbox::Listen(StackKind stack, wire::Endpoint local, int backlog) {
   return reactor_->Call([&]() -> absl::StatusOr<tcp::ConnId> {
+    absl::StatusOr<wire::Endpoint> ep = LocalEndpoint(stack, local);
     absl::StatusOr<tcp::ConnId> id;
-    if (stack == StackKind::kKernel) {
-      if (!kernel_) {
-        id = absl::FailedPreconditionError(absl::StrCat(
-            "sandbox ", name(), " uses the virtual backend: it has no kernel peer; use stack ENGINE"));
-      } else {
-        if (local.ip.v == 0) local.ip = cfg_.tun.kernel_addr;
-        id = kernel_->Listen(local, backlog);
-      }
+    if (!ep.ok()) {
+      id = ep.status();
+    } else if (stack == StackKind::kKernel) {
+      id = kernel_->Listen(*ep, backlog);
     } else {
-      if (local.ip.v == 0) local.ip = kEngineAddr;
-      id = engine_->Listen(local, reactor_->Now(), backlog);
+      id = engine_->Listen(*ep, reactor_->Now(), backlog);
       if (id.ok()) engine_listeners_.push_back(*id);
     }
-    AppLog(id.ok() ? *id : 0, absl::StrCat("listen ", local.ToString()), id.status(), stack);
+    AppLog(id.ok() ? *id : 0, absl::StrCat("listen ", (ep.ok() ? *ep : local).ToString()), id.status(), stack);
     Pump();
     return id;
   });
@@ -250,18 +257,13 @@ absl::StatusOr<tcp::ConnId> Sandbox::Listen(StackKind stack, wire::Endpoint loca
 
 absl::StatusOr<tcp::ConnId> Sandbox::Connect(StackKind stack, wire::Endpoint local, wire::Endpoint remote) {
   return reactor_->Call([&]() -> absl::StatusOr<tcp::ConnId> {
+    absl::StatusOr<wire::Endpoint> ep = LocalEndpoint(stack, local);
     absl::StatusOr<tcp::ConnId> id;
-    if (stack == StackKind::kKernel) {
-      if (!kernel_) {
-        id = absl::FailedPreconditionError(absl::StrCat(
-            "sandbox ", name(), " uses the virtual backend: it has no kernel peer; use stack ENGINE"));
-      } else {
-        if (local.ip.v == 0) local.ip = cfg_.tun.kernel_addr;
-        id = kernel_->Connect(local, remote);
-      }
+    if (!ep.ok()) {
+      id = ep.status();
     } else {
-      if (local.ip.v == 0) local.ip = kEngineAddr;
-      id = engine_->Connect(local, remote, reactor_->Now());
+      id = stack == StackKind::kKernel ? kernel_->Connect(*ep, remote)
+                                       : engine_->Connect(*ep, remote, reactor_->Now());
     }
     AppLog(id.ok() ? *id : 0, absl::StrCat("connect ", remote.ToString()), id.status(), stack);
     Pump();

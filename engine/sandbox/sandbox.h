@@ -133,6 +133,7 @@ class Sandbox {
   void Rearm();
   bool IsEngineAddress(wire::Ipv4 ip) const;
   absl::StatusOr<StackKind> KindOf(tcp::ConnId id) const;
+  absl::StatusOr<wire::Endpoint> LocalEndpoint(StackKind stack, wire::Endpoint local) const;
   void AppLog(tcp::ConnId id, std::string call, const absl::Status& result, StackKind kind);
   void Capture(std::span<const uint8_t> datagram, Instant now);
 
