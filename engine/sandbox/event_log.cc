@@ -9,8 +9,13 @@ const char* ToString(StackKind k) { return k == StackKind::kEngine ? "ENGINE" : 
 void EventLog::Append(Event ev) {
   absl::MutexLock lock(&mu_);
   ev.seq = next_seq_++;
-  if (ring_.size() == capacity_) ring_.pop_front();
-  ring_.push_back(std::move(ev));
+  if (ring_.size() < capacity_) {
+    ring_.push_back(std::move(ev));
+    if (ring_.size() == capacity_) ring_.shrink_to_fit();  // growth may have reserved more
+  } else if (capacity_ > 0) {
+    ring_[oldest_] = std::move(ev);
+    oldest_ = (oldest_ + 1) % capacity_;
+  }
   cv_.SignalAll();
 }
 
@@ -21,14 +26,14 @@ EventLog::ReadResult EventLog::ReadLocked(uint64_t from, size_t max) const {
     if (from != 0 && from < next_seq_) r.missed = next_seq_ - std::max<uint64_t>(from, 1);
     return r;
   }
-  uint64_t oldest = ring_.front().seq;
+  uint64_t oldest = At(0).seq;
   if (from == 0) from = oldest;
   if (from < oldest) {
     r.missed = oldest - from;
     from = oldest;
   }
   size_t i = from - oldest;
-  for (; i < ring_.size() && r.events.size() < max; ++i) r.events.push_back(ring_[i]);
+  for (; i < ring_.size() && r.events.size() < max; ++i) r.events.push_back(At(i));
   r.next = r.events.empty() ? std::max(from, next_seq_) : r.events.back().seq + 1;
   return r;
 }

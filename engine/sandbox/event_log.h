@@ -5,7 +5,6 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <string>
 #include <variant>
 #include <vector>
@@ -60,7 +59,13 @@ class EventLog {
   const size_t capacity_;
   mutable absl::Mutex mu_;
   mutable absl::CondVar cv_;
-  std::deque<Event> ring_ ABSL_GUARDED_BY(mu_);
+  // Grows to capacity_, then turns into a circle: the oldest event is overwritten in place.
+  // (A deque allocated and freed a node every few events, on the datapath of every segment.)
+  std::vector<Event> ring_ ABSL_GUARDED_BY(mu_);
+  size_t oldest_ ABSL_GUARDED_BY(mu_) = 0;  // index of the oldest event in ring_
+  const Event& At(size_t i) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {  // i-th oldest
+    return ring_[(oldest_ + i) % ring_.size()];
+  }
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
 };

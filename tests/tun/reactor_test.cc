@@ -173,6 +173,19 @@ TEST(Reactor, TimerReArmReplacesDeadlineAndCallback) {
   EXPECT_EQ(first.load(), 0);
 }
 
+// The timerfd is only set again when a deadline moves earlier (SetTimer): an hour-away
+// timer moved to now must still fire now.
+TEST(Reactor, TimerMovedEarlierFiresAtTheEarlierDeadline) {
+  auto reactor = StartOrDie();
+  ASSERT_NE(reactor, nullptr);
+  absl::Notification fired;
+  reactor->Call([&] {
+    reactor->SetTimer(reactor->Now() + std::chrono::hours(1), [] {});
+    reactor->SetTimer(reactor->Now() + std::chrono::milliseconds(5), [&] { fired.Notify(); });
+  });
+  EXPECT_TRUE(fired.WaitForNotificationWithTimeout(kHangTimeout));
+}
+
 TEST(Reactor, TimerCallbackCanReArmItself) {
   auto reactor = StartOrDie();
   ASSERT_NE(reactor, nullptr);
