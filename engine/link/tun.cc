@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -166,6 +167,39 @@ absl::Status Configure(const TunConfig& config, const std::string& dev) {
   return SetUp(sock.get(), "lo");
 }
 
+// struct virtio_net_hdr of the virtio specification (§5.1.6), the header IFF_VNET_HDR puts in
+// front of each datagram, in the host's byte order (a TUN is little-endian on x86 either way).
+// Declared here because <linux/virtio_net.h> does not compile as C++ (a member named `class`).
+struct VnetHdr {
+  uint8_t flags;
+  uint8_t gso_type;
+  uint16_t hdr_len;
+  uint16_t gso_size;
+  uint16_t csum_start;
+  uint16_t csum_offset;
+};
+static_assert(sizeof(VnetHdr) == 10);
+constexpr uint8_t kVnetNeedsCsum = 1;  // VIRTIO_NET_HDR_F_NEEDS_CSUM
+// gso_type: 0 VIRTIO_NET_HDR_GSO_NONE, 1 VIRTIO_NET_HDR_GSO_TCPV4.
+
+// With IFF_VNET_HDR and TUN_F_CSUM the kernel may leave the transport checksum to us
+// (VIRTIO_NET_HDR_F_NEEDS_CSUM): the field at csum_start + csum_offset then holds the sum of
+// the pseudo-header only, and the one's complement sum of everything from csum_start to the
+// end of the datagram, complemented, belongs there. Returns false if the offsets do not fit.
+bool CompleteChecksum(const VnetHdr& h, std::span<uint8_t> d) {
+  const size_t start = h.csum_start, field = size_t{h.csum_start} + h.csum_offset;
+  if (start >= d.size() || field + 2 > d.size()) return false;
+  uint32_t sum = 0;
+  size_t i = start;
+  for (; i + 1 < d.size(); i += 2) sum += (uint32_t{d[i]} << 8) | d[i + 1];
+  if (i < d.size()) sum += uint32_t{d[i]} << 8;  // odd length: pad with a zero octet
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  const uint16_t csum = static_cast<uint16_t>(~sum);
+  d[field] = static_cast<uint8_t>(csum >> 8);
+  d[field + 1] = static_cast<uint8_t>(csum);
+  return true;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<TunDevice>> TunDevice::Open(const TunConfig& config) {
@@ -177,11 +211,24 @@ absl::StatusOr<std::unique_ptr<TunDevice>> TunDevice::Open(const TunConfig& conf
   if (fd.get() < 0) return SyscallError("open(/dev/net/tun)", errno);
 
   ifreq ifr = IfreqFor(config.name);
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  ifr.ifr_flags = static_cast<short>(IFF_TUN | IFF_NO_PI | (config.vnet_hdr ? IFF_VNET_HDR : 0));
   if (absl::Status s = Ioctl(fd.get(), TUNSETIFF, "TUNSETIFF", config.name, ifr); !s.ok()) {
     return s;
   }
   std::string name(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
+
+  if (config.vnet_hdr) {
+    // The plain virtio_net_hdr (10 octets): no num_buffers, no hash report.
+    int hdr_size = sizeof(VnetHdr);
+    if (ioctl(fd.get(), TUNSETVNETHDRSZ, &hdr_size) != 0) {
+      return SyscallError(absl::StrCat("ioctl(TUNSETVNETHDRSZ, ", name, ")"), errno);
+    }
+    // We complete partial checksums and take TCP/IPv4 super-segments (Read). Without these
+    // the kernel segments and checksums everything itself before the TUN.
+    if (ioctl(fd.get(), TUNSETOFFLOAD, static_cast<unsigned long>(TUN_F_CSUM | TUN_F_TSO4)) != 0) {
+      return SyscallError(absl::StrCat("ioctl(TUNSETOFFLOAD, ", name, ")"), errno);
+    }
+  }
 
   // Before IFF_UP: once up with IPv6 on, the kernel starts MLD reports and router
   // solicitations at once.
@@ -193,6 +240,7 @@ absl::StatusOr<std::unique_ptr<TunDevice>> TunDevice::Open(const TunConfig& conf
 TunDevice::~TunDevice() { close(fd_); }
 
 absl::StatusOr<size_t> TunDevice::Read(std::span<uint8_t> buf) {
+  if (config_.vnet_hdr) return ReadWithVnetHdr(buf);
   while (true) {
     const ssize_t n = read(fd_, buf.data(), buf.size());
     if (n >= 0) return static_cast<size_t>(n);
@@ -202,13 +250,72 @@ absl::StatusOr<size_t> TunDevice::Read(std::span<uint8_t> buf) {
   }
 }
 
-absl::Status TunDevice::Write(std::span<const uint8_t> datagram) {
+// The header goes into its own iovec so the datagram is neither copied nor moved.
+absl::StatusOr<size_t> TunDevice::ReadWithVnetHdr(std::span<uint8_t> buf) {
+  VnetHdr h;
+  iovec iov[2] = {{&h, sizeof(h)}, {buf.data(), buf.size()}};
+  ssize_t n;
   while (true) {
-    const ssize_t n = write(fd_, datagram.data(), datagram.size());
+    n = readv(fd_, iov, 2);
+    if (n >= 0) break;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+    return absl::ErrnoToStatus(errno, absl::StrCat("readv(", name_, ")"));
+  }
+  if (static_cast<size_t>(n) < sizeof(h)) {
+    return absl::InternalError(absl::StrCat("readv(", name_, "): ", n, " octets, shorter than "
+                                            "the virtio_net_hdr"));
+  }
+  std::span<uint8_t> d = buf.first(static_cast<size_t>(n) - sizeof(h));
+  // A GSO super-segment (gso_type TCPV4) needs nothing more: its IPv4 header already has the
+  // whole length and a valid checksum, and the engine takes it as one large segment.
+  if ((h.flags & kVnetNeedsCsum) && !CompleteChecksum(h, d)) {
+    return absl::InternalError(absl::StrCat("readv(", name_, "): csum_start ", h.csum_start,
+                                            " + csum_offset ", h.csum_offset,
+                                            " outside a datagram of ", d.size(), " octets"));
+  }
+  return d.size();
+}
+
+absl::Status TunDevice::Write(std::span<const uint8_t> datagram) {
+  // With vnet_hdr, a header first. For a datagram that fits the MTU, zero: gso_type NONE,
+  // flags 0 (the checksum is complete).
+  VnetHdr h{};
+  const uint8_t* d = datagram.data();
+  const size_t ihl = datagram.size() >= 20 ? size_t{d[0] & 0x0fu} * 4 : 0;
+  if (config_.vnet_hdr && datagram.size() > static_cast<size_t>(config_.mtu) && ihl >= 20 &&
+      (d[0] >> 4) == 4 && d[9] == 6 && datagram.size() >= ihl + 20) {
+    // A TCP super-segment: GSO TCPV4, cut at MTU - headers, with the checksum left partial
+    // (NEEDS_CSUM), the way the kernel's own TSO output looks: the field holds the folded
+    // pseudo-header sum over the whole TCP length, and each segment gets its own checksum.
+    const size_t hdr_len = ihl + size_t{d[ihl + 12]} / 16 * 4;  // + TCP data offset
+    if (hdr_len >= static_cast<size_t>(config_.mtu) || hdr_len >= datagram.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("write(", name_, "): headers of ", hdr_len,
+                                                     " octets leave no room under the MTU"));
+    }
+    h.flags = kVnetNeedsCsum;
+    h.gso_type = 1;  // VIRTIO_NET_HDR_GSO_TCPV4
+    h.hdr_len = static_cast<uint16_t>(hdr_len);
+    h.gso_size = static_cast<uint16_t>(config_.mtu - hdr_len);
+    h.csum_start = static_cast<uint16_t>(ihl);
+    h.csum_offset = 16;  // TCP checksum field
+    gso_buf_.assign(datagram.begin(), datagram.end());
+    uint32_t sum = 6 + static_cast<uint32_t>(datagram.size() - ihl);  // protocol, TCP length
+    for (size_t i = 12; i < 20; i += 2) sum += (uint32_t{d[i]} << 8) | d[i + 1];  // addresses
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    gso_buf_[ihl + 16] = static_cast<uint8_t>(sum >> 8);
+    gso_buf_[ihl + 17] = static_cast<uint8_t>(sum);
+    datagram = gso_buf_;
+  }
+  iovec iov[2] = {{&h, sizeof(h)}, {const_cast<uint8_t*>(datagram.data()), datagram.size()}};
+  const bool vnet = config_.vnet_hdr;
+  const size_t want = datagram.size() + (vnet ? sizeof(h) : 0);
+  while (true) {
+    const ssize_t n = vnet ? writev(fd_, iov, 2) : write(fd_, datagram.data(), datagram.size());
     if (n >= 0) {
-      if (static_cast<size_t>(n) == datagram.size()) return absl::OkStatus();
+      if (static_cast<size_t>(n) == want) return absl::OkStatus();
       return absl::InternalError(absl::StrCat("write(", name_, "): wrote ", n, " of ",
-                                              datagram.size(), " octets"));
+                                              want, " octets"));
     }
     if (errno == EINTR) continue;
     return absl::ErrnoToStatus(errno, absl::StrCat("write(", name_, ", ", datagram.size(),

@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -24,6 +25,16 @@ struct TunConfig {
   int mtu = 1500;       // 68 (RFC 791 minimum) .. 65535
   // 2000, not Linux's default 500: at 500 the kernel drops packets at full speed.
   int txqueuelen = 2000;
+  // Offloads (IFF_VNET_HDR): every datagram through the fd carries a struct virtio_net_hdr,
+  // and the kernel is told (TUNSETOFFLOAD TUN_F_CSUM|TUN_F_TSO4) that we take unchecksummed
+  // datagrams and TCP/IPv4 super-segments: it may then hand us one datagram of up to 64 KiB
+  // where it would have sent many of MTU size, so the read system calls per octet fall.
+  // TunDevice hides the header: Read() returns a plain IPv4 datagram (with its TCP checksum
+  // completed), possibly larger than `mtu`; Write() sends a datagram that fits the MTU with a
+  // header that asks nothing (no GSO, checksum already complete), and a larger TCP/IPv4 one
+  // (from TcpConfig::tso_max_bytes) as GSO TCPV4, which the kernel takes as the MTU-sized
+  // segments it stands for.
+  bool vnet_hdr = false;
 };
 
 class TunDevice {
@@ -56,7 +67,8 @@ class TunDevice {
   const TunConfig& config() const { return config_; }
 
   // Reads one datagram into `buf` and returns its length, or 0 if none is waiting. `buf`
-  // should hold at least `mtu` octets: the kernel truncates a datagram that does not fit.
+  // should hold at least `mtu` octets (65535 with vnet_hdr): the kernel truncates a datagram
+  // that does not fit.
   absl::StatusOr<size_t> Read(std::span<uint8_t> buf);
   // Hands one complete IP datagram to the kernel. The kernel accepts or drops it silently
   // (bad checksums, no route...); an error here means the write itself failed.
@@ -65,6 +77,9 @@ class TunDevice {
  private:
   TunDevice(int fd, std::string name, const TunConfig& config)
       : fd_(fd), name_(std::move(name)), config_(config) {}
+  absl::StatusOr<size_t> ReadWithVnetHdr(std::span<uint8_t> buf);
+
+  std::vector<uint8_t> gso_buf_;  // Write's copy of a super-segment (its checksum field changes)
 
   int fd_;
   std::string name_;

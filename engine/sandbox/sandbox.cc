@@ -12,6 +12,8 @@ namespace tcplab::sandbox {
 
 namespace {
 
+// The largest IPv4 datagram, rounded up: with TunConfig.vnet_hdr the kernel hands over TCP
+// super-segments of up to 64 KiB (TunDevice::Read keeps the virtio_net_hdr out of this buffer).
 constexpr size_t kMaxDatagram = 65536;
 constexpr int kReadBatch = 64;
 // How often kernel states are re-read while one may change by itself (a timer in the kernel).
@@ -134,6 +136,7 @@ void Sandbox::OnTunReadable() {
     if (!n.ok() || *n == 0) break;
     std::span<const uint8_t> d(rx_buf_.data(), *n);
     counters_.tun_datagrams_in++;
+    if (*n > static_cast<size_t>(cfg_.tun.mtu)) counters_.tun_gso_datagrams_in++;
     Capture(d, now);  // as it came off the wire, before the inbound impairer
     // The kernel changed state before it sent this; read its state before the engine reacts.
     if (ChangesState(d) && kernel_) kernel_->Observe();
@@ -175,6 +178,7 @@ void Sandbox::Pump() {
       if (!tun_) return;
       if (tun_->Write(d).ok()) {
         counters_.tun_datagrams_out++;
+        if (d.size() > static_cast<size_t>(cfg_.tun.mtu)) counters_.tun_gso_datagrams_out++;
         Capture(d, now);  // what the kernel got: after the outbound impairer
       } else {
         counters_.tun_write_errors++;

@@ -64,6 +64,12 @@ struct ConnInfo {
 struct SandboxCounters {
   uint64_t tun_datagrams_in = 0, tun_datagrams_out = 0, tun_write_errors = 0;
   uint64_t loopback_datagrams = 0;
+  // Datagrams from the TUN larger than its MTU: TCP super-segments the kernel handed over in
+  // one piece (TunConfig.vnet_hdr; GSO/TSO). Counted in tun_datagrams_in too.
+  uint64_t tun_gso_datagrams_in = 0;
+  // Datagrams to the TUN larger than its MTU: engine super-segments (TcpConfig::tso_max_bytes)
+  // the kernel takes as GSO. Counted in tun_datagrams_out too.
+  uint64_t tun_gso_datagrams_out = 0;
   PcapCounters pcap;  // all zero when capture is off
 };
 

@@ -16,6 +16,11 @@ struct TcpConfig {
   uint16_t mss = 1460;
   // RFC 9293 §3.7.1: without an MSS option, the peer's MSS is assumed to be 536.
   uint16_t default_peer_mss = 536;
+  // TSO: new data may leave in one segment of up to this many octets (rounded down to whole
+  // SMSS), for a link that cuts it into SMSS pieces itself (a TUN with vnet_hdr, whose Write
+  // asks the kernel to segment). 0 (or <= SMSS): every segment is at most SMSS, as on a wire.
+  // Retransmissions always use SMSS. At most 65535 - 120 (the IPv4 length field).
+  uint32_t tso_max_bytes = 0;
 
   size_t send_buffer = 256 * 1024;
   size_t recv_buffer = 256 * 1024;

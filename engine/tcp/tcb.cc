@@ -622,7 +622,7 @@ void Tcb::ProcessTextAndFin(const SegmentRepr& seg, Instant now) {
     // sender learns the window (RFC 9293 §3.8.6.1).
     bool no_room = has_text && !out_of_order && rcv_nxt_off_ < off + seg.payload.size();
     AckPolicyAfterData(out_of_order || no_room || seg.Has(wire::kFin), filled_hole,
-                       seg.payload.size() >= smss_, now);
+                       static_cast<int>(seg.payload.size() / smss_), now);
   }
 }
 
@@ -650,13 +650,16 @@ void Tcb::ProcessFin(Instant now) {
 }
 
 // RFC 5681 §4.2 / RFC 9293 §3.8.6.3: ACK out-of-order and hole-filling segments at once, every
-// second full-sized segment, and otherwise within the delayed-ACK time.
-void Tcb::AckPolicyAfterData(bool out_of_order, bool filled_hole, bool full_sized, Instant now) {
+// second full-sized segment, and otherwise within the delayed-ACK time. `full_sized` counts
+// full-sized segments in this one: more than 1 for a super-segment a TSO/GSO sender handed
+// us in one piece (a TUN with vnet_hdr), which stands for that many segments on a wire.
+void Tcb::AckPolicyAfterData(bool out_of_order, bool filled_hole, int full_sized, Instant now) {
   if (!cfg_.delayed_ack || out_of_order || filled_hole) {
     SendAck(now);
     return;
   }
-  if (full_sized && ++full_segments_unacked_ >= 2) {
+  full_segments_unacked_ += full_sized;
+  if (full_segments_unacked_ >= 2) {
     SendAck(now);
     return;
   }
@@ -978,9 +981,17 @@ bool Tcb::SendOneDataSegment(Instant now) {
     return false;
   }
   uint32_t usable = UsableWindow();
-  uint32_t len = std::min({avail, uint32_t{smss_}, usable});
-  if (len == 0) return false;
   bool retransmission = snd_nxt_ < snd_max_;
+  // TSO (TcpConfig::tso_max_bytes): new data may go as one super-segment of whole SMSS
+  // pieces, which the link cuts into SMSS segments; the window rules are the same as for the
+  // separate segments it stands for.
+  uint32_t max_len = smss_;
+  if (!retransmission && cfg_.tso_max_bytes > smss_) {
+    max_len = std::min<uint32_t>(cfg_.tso_max_bytes, 65535 - 120) / smss_ * smss_;
+  }
+  uint32_t len = std::min({avail, max_len, usable});
+  if (len == 0) return false;
+  if (len > smss_ && len < avail) len -= len % smss_;  // no short piece in the middle
   if (!retransmission && len < smss_) {
     // Sender SWS avoidance and Nagle (RFC 9293 §3.8.6.2.1, §3.7.4): a short segment goes only
     // if it empties the queue and nothing is unacknowledged (or Nagle is off), or if it is at

@@ -168,7 +168,7 @@ class Tcb {
   void Transmit(wire::SegmentRepr& seg, bool retransmission, Instant now);
   uint16_t AdvertiseWindow();
   uint32_t RcvWnd() const;
-  void AckPolicyAfterData(bool out_of_order, bool filled_hole, bool full_sized, Instant now);
+  void AckPolicyAfterData(bool out_of_order, bool filled_hole, int full_sized, Instant now);
   void RetransmitFirstHole(Instant now);
   bool NextHole(wire::SeqNum from, wire::SeqNum* start, uint32_t* len) const;
 
