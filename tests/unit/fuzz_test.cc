@@ -21,6 +21,7 @@
 #include "engine/link/stack_pair.h"
 #include "engine/wire/codec.h"
 #include "gtest/gtest.h"
+#include "tests/unit/harness/invariants.h"
 
 namespace tcplab {
 namespace {
@@ -34,23 +35,7 @@ constexpr int kShards = 4;
 constexpr int kDatagramsPerShard = 100'000 / kShards;
 constexpr uint16_t kServerPort = 80;
 
-// The invariants of one TCB's snapshot, or a description of the first broken one.
-std::string CheckInvariants(const tcp::TcbSnapshot& s) {
-  wire::SeqNum una(s.snd_una), nxt(s.snd_nxt), max(s.snd_max);
-  if (!(una <= nxt)) return absl::StrCat("SND.UNA ", s.snd_una, " > SND.NXT ", s.snd_nxt);
-  if (!(nxt <= max)) return absl::StrCat("SND.NXT ", s.snd_nxt, " > SND.MAX ", s.snd_max);
-  if (s.send_buffered > s.send_capacity) {
-    return absl::StrCat("send buffer holds ", s.send_buffered, " > ", s.send_capacity);
-  }
-  if (s.recv_buffered > s.recv_capacity) {
-    return absl::StrCat("receive buffer holds ", s.recv_buffered, " > ", s.recv_capacity);
-  }
-  if (s.recv_buffered + s.out_of_order_bytes > s.recv_capacity) {
-    return absl::StrCat("reassembler holds ", s.out_of_order_bytes, " beside ", s.recv_buffered,
-                        " buffered, more than the ", s.recv_capacity, "-octet receive buffer");
-  }
-  return "";
-}
+using testing::CheckInvariants;
 
 uint16_t Load16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
 void Store16(uint8_t* p, uint16_t v) {

@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/link/stack_pair.h"
 #include "gtest/gtest.h"
+#include "tests/unit/harness/invariants.h"
 
 namespace tcplab {
 namespace {
@@ -123,22 +124,10 @@ class Flow {
   std::array<uint8_t, 64 * 1024> buf_{};
 };
 
-// The invariants of one TCB's snapshot, or a description of the first broken one.
+// The shared invariants, and that the bytes in flight are SND.MAX - SND.UNA.
 std::string CheckInvariants(const tcp::TcbSnapshot& s) {
-  wire::SeqNum una(s.snd_una), nxt(s.snd_nxt), max(s.snd_max);
-  if (!(una <= nxt)) return absl::StrCat("SND.UNA ", s.snd_una, " > SND.NXT ", s.snd_nxt);
-  if (!(nxt <= max)) return absl::StrCat("SND.NXT ", s.snd_nxt, " > SND.MAX ", s.snd_max);
-  if (s.send_buffered > s.send_capacity) {
-    return absl::StrCat("send buffer holds ", s.send_buffered, " > ", s.send_capacity);
-  }
-  if (s.recv_buffered > s.recv_capacity) {
-    return absl::StrCat("receive buffer holds ", s.recv_buffered, " > ", s.recv_capacity);
-  }
-  if (s.recv_buffered + s.out_of_order_bytes > s.recv_capacity) {
-    return absl::StrCat("reassembler holds ", s.out_of_order_bytes, " beside ", s.recv_buffered,
-                        " buffered, more than the ", s.recv_capacity, "-octet receive buffer");
-  }
-  if (s.bytes_in_flight != static_cast<uint32_t>(max - una)) {
+  if (std::string broken = testing::CheckInvariants(s); !broken.empty()) return broken;
+  if (s.bytes_in_flight != s.snd_max - s.snd_una) {
     return absl::StrCat("bytes in flight ", s.bytes_in_flight, " != SND.MAX - SND.UNA");
   }
   return "";
