@@ -11,6 +11,8 @@ PACKAGES=(
   libtins-dev libpcap-dev libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
   # tests/bench/tun_bench: lwIP, the user-space TCP/IP stack the engine is measured against
   liblwip-dev
+  # client/python: Debian's gRPC for Python (DESIGN.md); PyPI is not reachable
+  python3 python3-grpcio python3-protobuf
   # runtime tools for sandboxes; tshark checks the pcap captures in tests/tun/pcap_test.cc
   iproute2 tshark
 )

@@ -353,6 +353,7 @@ absl::StatusOr<ConnInfo> Sandbox::Get(tcp::ConnId id) {
     ConnInfo info;
     info.id = id;
     info.stack = *kind;
+    info.now = reactor_->Now();
     if (*kind == StackKind::kKernel) {
       absl::StatusOr<KernelInfo> k = kernel_->Info(id);
       if (!k.ok()) return k.status();

@@ -57,6 +57,7 @@ struct ConnInfo {
   tcp::TcpState state = tcp::TcpState::kClosed;
   wire::Endpoint local, remote;
   bool listener = false;
+  Instant now;  // when the snapshot was taken, on the sandbox's clock (timer deadlines are on it)
   std::optional<tcp::TcbSnapshot> engine;
   std::optional<KernelInfo> kernel;
 };

@@ -1,0 +1,97 @@
+#include "server/server.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+
+namespace tcplab::server {
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerConfig cfg) {
+  std::unique_ptr<Server> s(new Server());
+  s->cfg_ = std::move(cfg);
+  if (s->cfg_.listen.empty()) return absl::InvalidArgumentError("listen: at least one address is required");
+  if (!s->cfg_.data_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(s->cfg_.data_dir, ec);
+    if (ec) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("data_dir ", s->cfg_.data_dir, ": cannot create: ", ec.message()));
+    }
+  }
+  s->registry_ = std::make_unique<Registry>(s->cfg_.defaults);
+  s->sandbox_service_ = std::make_unique<SandboxServiceImpl>(*s->registry_);
+  s->connection_service_ = std::make_unique<ConnectionServiceImpl>(*s->registry_);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  std::vector<int> ports(s->cfg_.listen.size(), 0);
+  for (size_t i = 0; i < s->cfg_.listen.size(); ++i) {
+    const std::string& addr = s->cfg_.listen[i];
+    if (absl::StartsWith(addr, "unix:")) {
+      // A socket file left by a server that was killed would make the bind fail.
+      std::string path = addr.substr(5);
+      struct stat st;
+      if (::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());
+    }
+    // Insecure: tcplabd listens on loopback or a unix socket by default; TLS and tokens
+    // belong to the deployment issue.
+    builder.AddListeningPort(addr, grpc::InsecureServerCredentials(), &ports[i]);
+  }
+  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  builder.SetMaxSendMessageSize(kMaxMessageBytes);
+  builder.RegisterService(s->sandbox_service_.get());
+  builder.RegisterService(s->connection_service_.get());
+  s->grpc_ = builder.BuildAndStart();
+  if (!s->grpc_) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", absl::StrJoin(s->cfg_.listen, ", "),
+                                               " (address in use, or a bad address?)"));
+  }
+  for (size_t i = 0; i < s->cfg_.listen.size(); ++i) {
+    const std::string& addr = s->cfg_.listen[i];
+    if (absl::StartsWith(addr, "unix:")) {
+      s->addresses_.push_back(addr);
+    } else {
+      if (ports[i] == 0) {
+        return absl::UnavailableError(absl::StrCat("cannot listen on ", addr));
+      }
+      s->addresses_.push_back(absl::StrCat(addr.substr(0, addr.rfind(':')), ":", ports[i]));
+    }
+  }
+  s->grpc_->GetHealthCheckService()->SetServingStatus(true);
+  return s;
+}
+
+Server::~Server() { Shutdown(); }
+
+void Server::Shutdown(absl::Duration grace) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (grpc_) {
+    grpc_->GetHealthCheckService()->SetServingStatus(false);
+    // Streams end once they have sent what their sandbox logged, with UNAVAILABLE.
+    registry_->DeleteAll(absl::UnavailableError("server shutting down"));
+    grpc_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+    grpc_->Wait();
+  }
+  connection_service_.reset();  // waits for Receives still waiting
+  grpc_.reset();
+  registry_.reset();
+  for (const std::string& addr : cfg_.listen) {
+    if (absl::StartsWith(addr, "unix:")) ::unlink(addr.substr(5).c_str());
+  }
+}
+
+void Server::Wait() {
+  if (grpc_) grpc_->Wait();
+}
+
+}  // namespace tcplab::server

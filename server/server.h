@@ -1,0 +1,49 @@
+// tcplabd as a library: the gRPC server with its services, health and reflection, started
+// on one or more addresses. main.cc and the tests both use it.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "server/registry.h"
+#include "server/services.h"
+
+namespace tcplab::server {
+
+struct ServerConfig {
+  // "127.0.0.1:50051", "[::1]:0" (port 0 picks one), "unix:/run/tcplab.sock".
+  std::vector<std::string> listen = {"127.0.0.1:50051"};
+  SandboxDefaults defaults;
+  std::string data_dir;  // where results and state live (the grading issue); created if missing
+};
+
+class Server {
+ public:
+  static absl::StatusOr<std::unique_ptr<Server>> Start(ServerConfig cfg);
+  ~Server();  // Shutdown() if not done
+
+  // The addresses as bound: a TCP port 0 is replaced by the port picked.
+  const std::vector<std::string>& addresses() const { return addresses_; }
+  Registry& registry() { return *registry_; }
+
+  // Graceful: health goes NOT_SERVING, new calls are refused, event streams end with
+  // UNAVAILABLE, calls in progress get `grace` to finish, then every sandbox is removed.
+  void Shutdown(absl::Duration grace = absl::Seconds(2));
+  void Wait();
+
+ private:
+  Server() = default;
+  ServerConfig cfg_;
+  std::unique_ptr<Registry> registry_;
+  std::unique_ptr<SandboxServiceImpl> sandbox_service_;
+  std::unique_ptr<ConnectionServiceImpl> connection_service_;
+  std::unique_ptr<grpc::Server> grpc_;
+  std::vector<std::string> addresses_;
+  bool shut_down_ = false;
+};
+
+}  // namespace tcplab::server

@@ -1,0 +1,355 @@
+#include "server/services.h"
+
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/convert.h"
+#include "server/status.h"
+
+namespace tcplab::server {
+
+namespace {
+
+void FillSandbox(SandboxEntry& e, v1::Sandbox* out) {
+  out->set_name(e.name);
+  *out->mutable_options() = e.options;
+  *out->mutable_create_time() = ToProto(e.created);
+  out->set_netns(e.sandbox->netns_name());
+  out->mutable_kernel_address()->set_ip(wire::Ipv4::Of(198, 18, 0, 1).ToString());
+  out->mutable_engine_address()->set_ip(sandbox::Sandbox::kEngineAddr.ToString());
+  out->set_connections(static_cast<uint32_t>(e.sandbox->List().size()));
+  sandbox::SandboxCounters c = e.sandbox->counters();
+  v1::SandboxCounters* pc = out->mutable_counters();
+  pc->set_tun_datagrams_in(c.tun_datagrams_in);
+  pc->set_tun_datagrams_out(c.tun_datagrams_out);
+  pc->set_tun_write_errors(c.tun_write_errors);
+  pc->set_loopback_datagrams(c.loopback_datagrams);
+  pc->set_pcap_packets(c.pcap.datagrams_captured);
+  pc->set_pcap_bytes(c.pcap.file_bytes);
+  pc->set_pcap_dropped(c.pcap.datagrams_dropped);
+  pc->set_events(e.sandbox->events().last_seq());
+}
+
+// A connection named by a request, looked up and checked against the request's stack.
+struct ConnRef {
+  std::shared_ptr<SandboxEntry> entry;
+  sandbox::ConnInfo info;
+};
+
+absl::StatusOr<ConnRef> Resolve(Registry& registry, const std::string& sb, uint64_t id, v1::Stack stack) {
+  ConnRef ref;
+  TCPLAB_ASSIGN_OR_RETURN(ref.entry, registry.Get(sb, "sandbox"));
+  if (id == 0) return absl::InvalidArgumentError("connection_id is required");
+  TCPLAB_ASSIGN_OR_RETURN(ref.info, ref.entry->sandbox->Get(id));
+  if (stack != v1::STACK_UNSPECIFIED) {
+    TCPLAB_ASSIGN_OR_RETURN(sandbox::StackKind want, FromProto(stack, "stack"));
+    if (want != ref.info.stack) {
+      return absl::InvalidArgumentError(absl::StrCat("connection ", sb, "/", id, " is on stack ",
+                                                     sandbox::ToString(ref.info.stack), ", not ",
+                                                     sandbox::ToString(want)));
+    }
+  }
+  return ref;
+}
+
+// ExportPcap: the capture as it is when the call starts, in chunks.
+class PcapWriter : public grpc::ServerWriteReactor<v1::PcapChunk> {
+ public:
+  explicit PcapWriter(std::string pcap) : pcap_(std::move(pcap)) { Next(); }
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "pcap export cancelled"));
+      return;
+    }
+    Next();
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  static constexpr size_t kChunk = 256 << 10;
+  void Next() {
+    if (offset_ >= pcap_.size()) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    size_t n = std::min(kChunk, pcap_.size() - offset_);
+    chunk_.set_data(pcap_.data() + offset_, n);
+    offset_ += n;
+    StartWrite(&chunk_);
+  }
+  std::string pcap_;
+  size_t offset_ = 0;
+  v1::PcapChunk chunk_;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// SandboxService
+
+grpc::ServerUnaryReactor* SandboxServiceImpl::CreateSandbox(grpc::CallbackServerContext* ctx,
+                                                            const v1::CreateSandboxRequest* req, v1::Sandbox* resp) {
+  absl::StatusOr<std::shared_ptr<SandboxEntry>> e = registry_.Create(*req);
+  if (e.ok()) FillSandbox(**e, resp);
+  return FinishUnary(ctx, e.status());
+}
+
+grpc::ServerUnaryReactor* SandboxServiceImpl::GetSandbox(grpc::CallbackServerContext* ctx,
+                                                         const v1::GetSandboxRequest* req, v1::Sandbox* resp) {
+  absl::StatusOr<std::shared_ptr<SandboxEntry>> e = registry_.Get(req->name());
+  if (e.ok()) FillSandbox(**e, resp);
+  return FinishUnary(ctx, e.status());
+}
+
+grpc::ServerUnaryReactor* SandboxServiceImpl::ListSandboxes(grpc::CallbackServerContext* ctx,
+                                                            const v1::ListSandboxesRequest*,
+                                                            v1::ListSandboxesResponse* resp) {
+  for (const std::shared_ptr<SandboxEntry>& e : registry_.List()) FillSandbox(*e, resp->add_sandboxes());
+  return FinishUnary(ctx, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* SandboxServiceImpl::DeleteSandbox(grpc::CallbackServerContext* ctx,
+                                                            const v1::DeleteSandboxRequest* req,
+                                                            v1::DeleteSandboxResponse*) {
+  return FinishUnary(ctx, registry_.Delete(req->name()));
+}
+
+grpc::ServerUnaryReactor* SandboxServiceImpl::SetImpairment(grpc::CallbackServerContext* ctx,
+                                                            const v1::SetImpairmentRequest* req,
+                                                            v1::SetImpairmentResponse*) {
+  absl::Status s = [&]() -> absl::Status {
+    TCPLAB_ASSIGN_OR_RETURN(std::shared_ptr<SandboxEntry> e, registry_.Get(req->sandbox(), "sandbox"));
+    TCPLAB_ASSIGN_OR_RETURN(link::Impairment imp, FromProto(req->impairment()));
+    using D = v1::SetImpairmentRequest;
+    switch (req->direction()) {
+      case D::DIRECTION_TO_KERNEL:
+        return e->sandbox->SetImpairment(sandbox::Direction::kToKernel, imp);
+      case D::DIRECTION_TO_ENGINE:
+        return e->sandbox->SetImpairment(sandbox::Direction::kToEngine, imp);
+      case D::DIRECTION_BOTH:
+      case D::DIRECTION_UNSPECIFIED:
+        TCPLAB_RETURN_IF_ERROR(e->sandbox->SetImpairment(sandbox::Direction::kToKernel, imp));
+        // The other direction draws from its own generator, so the two are not mirror images.
+        imp.seed ^= 0x9e3779b97f4a7c15ull;
+        return e->sandbox->SetImpairment(sandbox::Direction::kToEngine, imp);
+      default:
+        return absl::InvalidArgumentError(absl::StrCat("direction: unknown value ", int{req->direction()}));
+    }
+  }();
+  return FinishUnary(ctx, s);
+}
+
+grpc::ServerWriteReactor<v1::WatchEventsResponse>* SandboxServiceImpl::WatchEvents(grpc::CallbackServerContext* ctx,
+                                                                                    const v1::WatchEventsRequest* req) {
+  absl::StatusOr<std::shared_ptr<SandboxEntry>> e = registry_.Get(req->sandbox(), "sandbox");
+  absl::Status s = e.status();
+  for (int k : req->kinds()) {
+    if (s.ok() && (k <= v1::EVENT_KIND_UNSPECIFIED || k > v1::EVENT_KIND_APP)) {
+      s = absl::InvalidArgumentError(absl::StrCat("kinds: unknown event kind ", k));
+    }
+  }
+  if (!s.ok()) return new FailedWriter<v1::WatchEventsResponse>(s);
+  std::shared_ptr<EventHub> hub = (*e)->hub;
+  return EventHub::Watch(std::move(hub), *e, *req, ctx);
+}
+
+grpc::ServerWriteReactor<v1::PcapChunk>* SandboxServiceImpl::ExportPcap(grpc::CallbackServerContext*,
+                                                                         const v1::ExportPcapRequest* req) {
+  absl::StatusOr<std::string> pcap = [&]() -> absl::StatusOr<std::string> {
+    TCPLAB_ASSIGN_OR_RETURN(std::shared_ptr<SandboxEntry> e, registry_.Get(req->sandbox(), "sandbox"));
+    return e->sandbox->Pcap();
+  }();
+  if (!pcap.ok()) return new FailedWriter<v1::PcapChunk>(pcap.status());
+  return new PcapWriter(*std::move(pcap));
+}
+
+// ---------------------------------------------------------------------------------------------
+// ConnectionService
+
+ConnectionServiceImpl::~ConnectionServiceImpl() {
+  absl::MutexLock l(&mu_);
+  mu_.Await(absl::Condition(
+      +[](int* n) { return *n == 0; }, &waiting_receives_));
+}
+
+grpc::ServerUnaryReactor* ConnectionServiceImpl::Listen(grpc::CallbackServerContext* ctx,
+                                                        const v1::ListenRequest* req, v1::Connection* resp) {
+  absl::Status s = [&]() -> absl::Status {
+    TCPLAB_ASSIGN_OR_RETURN(std::shared_ptr<SandboxEntry> e, registry_.Get(req->sandbox(), "sandbox"));
+    TCPLAB_ASSIGN_OR_RETURN(sandbox::StackKind stack, FromProto(req->stack(), "stack"));
+    TCPLAB_ASSIGN_OR_RETURN(wire::Endpoint local, FromProto(req->local(), "local", false, PortRule::kRequired));
+    if (req->backlog() > 4096) {
+      return absl::InvalidArgumentError(absl::StrCat("backlog must be 0..4096, got ", req->backlog()));
+    }
+    TCPLAB_ASSIGN_OR_RETURN(tcp::ConnId id, e->sandbox->Listen(stack, local, static_cast<int>(req->backlog())));
+    TCPLAB_ASSIGN_OR_RETURN(sandbox::ConnInfo info, e->sandbox->Get(id));
+    *resp = ToProto(info, e->name);
+    return absl::OkStatus();
+  }();
+  return FinishUnary(ctx, s);
+}
+
+grpc::ServerUnaryReactor* ConnectionServiceImpl::Connect(grpc::CallbackServerContext* ctx,
+                                                         const v1::ConnectRequest* req, v1::Connection* resp) {
+  absl::Status s = [&]() -> absl::Status {
+    TCPLAB_ASSIGN_OR_RETURN(std::shared_ptr<SandboxEntry> e, registry_.Get(req->sandbox(), "sandbox"));
+    TCPLAB_ASSIGN_OR_RETURN(sandbox::StackKind stack, FromProto(req->stack(), "stack"));
+    if (!req->has_remote()) return absl::InvalidArgumentError("remote is required");
+    TCPLAB_ASSIGN_OR_RETURN(wire::Endpoint remote, FromProto(req->remote(), "remote", true, PortRule::kRequired));
+    TCPLAB_ASSIGN_OR_RETURN(wire::Endpoint local, FromProto(req->local(), "local", false, PortRule::kOptional));
+    TCPLAB_ASSIGN_OR_RETURN(tcp::ConnId id, e->sandbox->Connect(stack, local, remote));
+    TCPLAB_ASSIGN_OR_RETURN(sandbox::ConnInfo info, e->sandbox->Get(id));
+    *resp = ToProto(info, e->name);
+    return absl::OkStatus();
+  }();
+  return FinishUnary(ctx, s);
+}
+
+grpc::ServerUnaryReactor* ConnectionServiceImpl::Send(grpc::CallbackServerContext* ctx, const v1::SendRequest* req,
+                                                      v1::SendResponse* resp) {
+  absl::Status s = [&]() -> absl::Status {
+    TCPLAB_ASSIGN_OR_RETURN(ConnRef ref, Resolve(registry_, req->sandbox(), req->connection_id(), req->stack()));
+    if (req->data().empty()) return absl::InvalidArgumentError("data is empty; send at least one octet");
+    if (req->data().size() > kMaxSendBytes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("data is ", req->data().size(), " octets; at most ", kMaxSendBytes, " per call"));
+    }
+    auto bytes = std::span(reinterpret_cast<const uint8_t*>(req->data().data()), req->data().size());
+    TCPLAB_ASSIGN_OR_RETURN(size_t n, ref.entry->sandbox->Send(ref.info.id, bytes));
+    resp->set_accepted(n);
+    if (auto info = ref.entry->sandbox->Get(ref.info.id); info.ok()) {
+      *resp->mutable_connection() = ToProto(*info, ref.entry->name);
+    }
+    return absl::OkStatus();
+  }();
+  return FinishUnary(ctx, s);
+}
+
+grpc::ServerUnaryReactor* ConnectionServiceImpl::Receive(grpc::CallbackServerContext* ctx,
+                                                         const v1::ReceiveRequest* req, v1::ReceiveResponse* resp) {
+  size_t max = req->max_bytes() ? req->max_bytes() : kDefaultReceiveBytes;
+  absl::Duration wait;
+  absl::StatusOr<ConnRef> ref = [&]() -> absl::StatusOr<ConnRef> {
+    TCPLAB_ASSIGN_OR_RETURN(ConnRef r, Resolve(registry_, req->sandbox(), req->connection_id(), req->stack()));
+    if (max > kMaxReceiveBytes) {
+      return absl::InvalidArgumentError(absl::StrCat("max_bytes must be 0..", kMaxReceiveBytes, ", got ", max));
+    }
+    TCPLAB_ASSIGN_OR_RETURN(Duration w, FromProto(req->wait(), "wait"));
+    wait = absl::FromChrono(w);
+    if (wait > kMaxReceiveWait) return absl::InvalidArgumentError("wait must be at most 60s");
+    return r;
+  }();
+  if (!ref.ok()) return FinishUnary(ctx, ref.status());
+
+  // One attempt; true when the call is answered (data, end of stream, or an error).
+  auto attempt = [resp, max, entry = ref->entry, id = ref->info.id](absl::Status* s) {
+    absl::StatusOr<sandbox::Sandbox::Received> got = entry->sandbox->Recv(id, max);
+    if (!got.ok()) {
+      *s = got.status();
+      return true;
+    }
+    resp->set_data(std::move(got->data));
+    resp->set_eof(got->eof);
+    *s = absl::OkStatus();
+    return !resp->data().empty() || resp->eof();
+  };
+  absl::Status s;
+  if (attempt(&s) || wait <= absl::ZeroDuration()) return FinishUnary(ctx, s);
+
+  // Nothing yet: wait off the gRPC threads, polling the connection with a growing interval.
+  {
+    absl::MutexLock l(&mu_);
+    if (waiting_receives_ >= kMaxWaitingReceives) {
+      return FinishUnary(ctx, absl::ResourceExhaustedError(absl::StrCat(
+                                  kMaxWaitingReceives, " receives are already waiting; try again or wait less")));
+    }
+    ++waiting_receives_;
+  }
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  std::thread([this, ctx, reactor, attempt, deadline = absl::Now() + wait] {
+    absl::Status st;
+    absl::Duration nap = absl::Milliseconds(1);
+    while (!attempt(&st)) {
+      if (ctx->IsCancelled()) {
+        st = absl::CancelledError("receive cancelled");
+        break;
+      }
+      if (absl::Now() >= deadline) break;  // no data within `wait`: an empty answer
+      absl::SleepFor(std::min(nap, deadline - absl::Now()));
+      nap = std::min(nap * 2, absl::Milliseconds(20));
+    }
+    if (std::string e = ErrnoOf(st); !e.empty()) ctx->AddTrailingMetadata(kErrnoMetadataKey, e);
+    reactor->Finish(ToGrpc(st));
+    absl::MutexLock l(&mu_);
+    --waiting_receives_;
+  }).detach();
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ConnectionServiceImpl::Finalize(grpc::CallbackServerContext* ctx,
+                                                          const v1::ConnectionRequest* req, v1::Connection* resp,
+                                                          Call call) {
+  absl::Status s = [&]() -> absl::Status {
+    TCPLAB_ASSIGN_OR_RETURN(ConnRef ref, Resolve(registry_, req->sandbox(), req->connection_id(), req->stack()));
+    sandbox::Sandbox& sb = *ref.entry->sandbox;
+    switch (call) {
+      case Call::kShutdown:
+        TCPLAB_RETURN_IF_ERROR(sb.Shutdown(ref.info.id));
+        break;
+      case Call::kClose:
+        TCPLAB_RETURN_IF_ERROR(sb.Close(ref.info.id));
+        break;
+      case Call::kAbort:
+        TCPLAB_RETURN_IF_ERROR(sb.Abort(ref.info.id));
+        break;
+    }
+    // The connection as it is now; once it is gone (an abort, a close of a listener), CLOSED.
+    absl::StatusOr<sandbox::ConnInfo> now = sb.Get(ref.info.id);
+    if (now.ok()) {
+      *resp = ToProto(*now, ref.entry->name);
+    } else {
+      ref.info.state = tcp::TcpState::kClosed;
+      ref.info.engine.reset();
+      ref.info.kernel.reset();
+      *resp = ToProto(ref.info, ref.entry->name);
+    }
+    return absl::OkStatus();
+  }();
+  return FinishUnary(ctx, s);
+}
+
+grpc::ServerUnaryReactor* ConnectionServiceImpl::Shutdown(grpc::CallbackServerContext* ctx,
+                                                          const v1::ConnectionRequest* req, v1::Connection* resp) {
+  return Finalize(ctx, req, resp, Call::kShutdown);
+}
+grpc::ServerUnaryReactor* ConnectionServiceImpl::Close(grpc::CallbackServerContext* ctx,
+                                                       const v1::ConnectionRequest* req, v1::Connection* resp) {
+  return Finalize(ctx, req, resp, Call::kClose);
+}
+grpc::ServerUnaryReactor* ConnectionServiceImpl::Abort(grpc::CallbackServerContext* ctx,
+                                                       const v1::ConnectionRequest* req, v1::Connection* resp) {
+  return Finalize(ctx, req, resp, Call::kAbort);
+}
+
+grpc::ServerUnaryReactor* ConnectionServiceImpl::GetConnection(grpc::CallbackServerContext* ctx,
+                                                               const v1::ConnectionRequest* req,
+                                                               v1::Connection* resp) {
+  absl::StatusOr<ConnRef> ref = Resolve(registry_, req->sandbox(), req->connection_id(), req->stack());
+  if (ref.ok()) *resp = ToProto(ref->info, ref->entry->name);
+  return FinishUnary(ctx, ref.status());
+}
+
+grpc::ServerUnaryReactor* ConnectionServiceImpl::ListConnections(grpc::CallbackServerContext* ctx,
+                                                                 const v1::ListConnectionsRequest* req,
+                                                                 v1::ListConnectionsResponse* resp) {
+  absl::StatusOr<std::shared_ptr<SandboxEntry>> e = registry_.Get(req->sandbox(), "sandbox");
+  if (e.ok()) {
+    for (const sandbox::ConnInfo& info : (*e)->sandbox->List()) {
+      *resp->add_connections() = ToProto(info, (*e)->name);
+    }
+  }
+  return FinishUnary(ctx, e.status());
+}
+
+}  // namespace tcplab::server

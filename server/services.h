@@ -1,0 +1,81 @@
+// The gRPC services: thin translations between proto/tcplab/v1 and the sandboxes. Every
+// request is validated here, field by field; the engine's errors pass through unchanged.
+#pragma once
+
+#include <atomic>
+
+#include "absl/synchronization/mutex.h"
+#include "server/registry.h"
+#include "tcplab/v1/connection.grpc.pb.h"
+#include "tcplab/v1/sandbox.grpc.pb.h"
+
+namespace tcplab::server {
+
+// Limits of single calls. gRPC itself refuses messages over kMaxMessageBytes with
+// RESOURCE_EXHAUSTED before they reach a handler.
+inline constexpr size_t kMaxSendBytes = 4u << 20;
+inline constexpr size_t kMaxReceiveBytes = 4u << 20;
+inline constexpr size_t kDefaultReceiveBytes = 64u << 10;
+inline constexpr int kMaxMessageBytes = 8 << 20;
+inline constexpr absl::Duration kMaxReceiveWait = absl::Seconds(60);
+inline constexpr int kMaxWaitingReceives = 256;
+
+class SandboxServiceImpl final : public v1::SandboxService::CallbackService {
+ public:
+  explicit SandboxServiceImpl(Registry& registry) : registry_(registry) {}
+
+  grpc::ServerUnaryReactor* CreateSandbox(grpc::CallbackServerContext* ctx, const v1::CreateSandboxRequest* req,
+                                          v1::Sandbox* resp) override;
+  grpc::ServerUnaryReactor* GetSandbox(grpc::CallbackServerContext* ctx, const v1::GetSandboxRequest* req,
+                                       v1::Sandbox* resp) override;
+  grpc::ServerUnaryReactor* ListSandboxes(grpc::CallbackServerContext* ctx, const v1::ListSandboxesRequest* req,
+                                          v1::ListSandboxesResponse* resp) override;
+  grpc::ServerUnaryReactor* DeleteSandbox(grpc::CallbackServerContext* ctx, const v1::DeleteSandboxRequest* req,
+                                          v1::DeleteSandboxResponse* resp) override;
+  grpc::ServerUnaryReactor* SetImpairment(grpc::CallbackServerContext* ctx, const v1::SetImpairmentRequest* req,
+                                          v1::SetImpairmentResponse* resp) override;
+  grpc::ServerWriteReactor<v1::WatchEventsResponse>* WatchEvents(grpc::CallbackServerContext* ctx,
+                                                                  const v1::WatchEventsRequest* req) override;
+  grpc::ServerWriteReactor<v1::PcapChunk>* ExportPcap(grpc::CallbackServerContext* ctx,
+                                                       const v1::ExportPcapRequest* req) override;
+
+ private:
+  Registry& registry_;
+};
+
+class ConnectionServiceImpl final : public v1::ConnectionService::CallbackService {
+ public:
+  explicit ConnectionServiceImpl(Registry& registry) : registry_(registry) {}
+  ~ConnectionServiceImpl() override;  // waits for Receives still waiting for data
+
+  grpc::ServerUnaryReactor* Listen(grpc::CallbackServerContext* ctx, const v1::ListenRequest* req,
+                                   v1::Connection* resp) override;
+  grpc::ServerUnaryReactor* Connect(grpc::CallbackServerContext* ctx, const v1::ConnectRequest* req,
+                                    v1::Connection* resp) override;
+  grpc::ServerUnaryReactor* Send(grpc::CallbackServerContext* ctx, const v1::SendRequest* req,
+                                 v1::SendResponse* resp) override;
+  grpc::ServerUnaryReactor* Receive(grpc::CallbackServerContext* ctx, const v1::ReceiveRequest* req,
+                                    v1::ReceiveResponse* resp) override;
+  grpc::ServerUnaryReactor* Shutdown(grpc::CallbackServerContext* ctx, const v1::ConnectionRequest* req,
+                                     v1::Connection* resp) override;
+  grpc::ServerUnaryReactor* Close(grpc::CallbackServerContext* ctx, const v1::ConnectionRequest* req,
+                                  v1::Connection* resp) override;
+  grpc::ServerUnaryReactor* Abort(grpc::CallbackServerContext* ctx, const v1::ConnectionRequest* req,
+                                  v1::Connection* resp) override;
+  grpc::ServerUnaryReactor* GetConnection(grpc::CallbackServerContext* ctx, const v1::ConnectionRequest* req,
+                                          v1::Connection* resp) override;
+  grpc::ServerUnaryReactor* ListConnections(grpc::CallbackServerContext* ctx,
+                                            const v1::ListConnectionsRequest* req,
+                                            v1::ListConnectionsResponse* resp) override;
+
+ private:
+  enum class Call { kShutdown, kClose, kAbort };
+  grpc::ServerUnaryReactor* Finalize(grpc::CallbackServerContext* ctx, const v1::ConnectionRequest* req,
+                                     v1::Connection* resp, Call call);
+
+  Registry& registry_;
+  absl::Mutex mu_;
+  int waiting_receives_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace tcplab::server
