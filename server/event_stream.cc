@@ -63,7 +63,7 @@ class EventSubscriber : public grpc::ServerWriteReactor<v1::WatchEventsResponse>
     {
       absl::MutexLock l(&mu_);
       done_ = true;
-      del = pins_ == 0;
+      del = --pins_ == 0;  // the stream's own pin
     }
     if (del) delete this;
   }
