@@ -1,6 +1,7 @@
 #include "server/event_stream.h"
 
 #include <algorithm>
+#include <atomic>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -27,17 +28,12 @@ class EventSubscriber : public grpc::ServerWriteReactor<v1::WatchEventsResponse>
     Perform(a);
   }
 
-  void Pin() ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock l(&mu_);
-    ++pins_;
-  }
-  void Unpin() ABSL_LOCKS_EXCLUDED(mu_) {
-    bool del;
-    {
-      absl::MutexLock l(&mu_);
-      del = --pins_ == 0 && done_;
-    }
-    if (del) delete this;
+  // A reference count: the stream's own (dropped in OnDone) plus one per KickAll in progress.
+  // Taken only under the hub's lock while the subscriber is still listed, so it never rises
+  // from zero.
+  void Pin() { pins_.fetch_add(1, std::memory_order_relaxed); }
+  void Unpin() {
+    if (pins_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
   void OnWriteDone(bool ok) override {
@@ -59,13 +55,7 @@ class EventSubscriber : public grpc::ServerWriteReactor<v1::WatchEventsResponse>
 
   void OnDone() override {
     hub_->Remove(this);
-    bool del;
-    {
-      absl::MutexLock l(&mu_);
-      done_ = true;
-      del = --pins_ == 0;  // the stream's own pin
-    }
-    if (del) delete this;
+    Unpin();  // the stream's own
   }
 
  private:
@@ -153,8 +143,7 @@ class EventSubscriber : public grpc::ServerWriteReactor<v1::WatchEventsResponse>
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finishing_ ABSL_GUARDED_BY(mu_) = false;
   bool broken_ ABSL_GUARDED_BY(mu_) = false;
-  bool done_ ABSL_GUARDED_BY(mu_) = false;
-  int pins_ ABSL_GUARDED_BY(mu_) = 1;  // the stream's own, dropped in OnDone
+  std::atomic<int> pins_{1};
 };
 
 EventHub::EventHub(sandbox::EventLog& log) : log_(log) { thread_ = std::thread([this] { Run(); }); }

@@ -11,7 +11,8 @@
 // kicks the idle subscribers; it waits a millisecond between kicks so that a busy sandbox's
 // events go out in batches rather than one response per event.
 //
-// Lock order: EventHub::mu_ before Subscriber::mu_. Neither is held while calling into gRPC
+// Lock order: a subscriber's lock before the log's and the hub's; the hub never takes a
+// subscriber's lock while holding its own. No lock is held while calling into gRPC
 // (StartWrite, Finish), which may run reactions inline.
 #pragma once
 

@@ -1,0 +1,270 @@
+// SandboxService over a real channel: create/get/list/delete, options and their validation,
+// impairments, pcap export, health, the unix socket, and shutdown.
+#include <fstream>
+
+#include "grpcpp/generic/generic_stub.h"
+#include "tests/server/server_testing.h"
+
+namespace tcplab::server::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+class SandboxServiceTest : public ServerTest {};
+
+TEST_F(SandboxServiceTest, CreateWithNameThenGetListDelete) {
+  v1::Sandbox sb;
+  v1::SandboxOptions opts;
+  *opts.mutable_msl() = Millis(250);
+  opts.set_mtu(9000);
+  ASSERT_THAT(Create("lab-a", &sb, opts), IsOk());
+  EXPECT_EQ(sb.name(), "lab-a");
+  EXPECT_EQ(sb.options().backend(), v1::BACKEND_VIRTUAL);  // the server's default here
+  EXPECT_EQ(sb.options().msl().nanos(), 250'000'000);
+  EXPECT_EQ(sb.options().mtu(), 9000u);
+  EXPECT_EQ(sb.options().min_rto().seconds(), 1);  // defaults are filled in
+  EXPECT_EQ(sb.kernel_address().ip(), "198.18.0.1");
+  EXPECT_EQ(sb.engine_address().ip(), "198.18.0.2");
+  EXPECT_GT(sb.create_time().seconds(), 0);
+
+  grpc::ClientContext c1;
+  v1::GetSandboxRequest get;
+  get.set_name("lab-a");
+  v1::Sandbox got;
+  ASSERT_THAT(sandboxes_->GetSandbox(&c1, get, &got), IsOk());
+  EXPECT_EQ(got.name(), "lab-a");
+
+  ASSERT_THAT(Create("lab-b"), IsOk());
+  grpc::ClientContext c2;
+  v1::ListSandboxesResponse list;
+  ASSERT_THAT(sandboxes_->ListSandboxes(&c2, {}, &list), IsOk());
+  ASSERT_EQ(list.sandboxes_size(), 2);
+  EXPECT_EQ(list.sandboxes(0).name(), "lab-a");
+  EXPECT_EQ(list.sandboxes(1).name(), "lab-b");
+
+  grpc::ClientContext c3;
+  v1::DeleteSandboxRequest del;
+  del.set_name("lab-a");
+  v1::DeleteSandboxResponse dr;
+  ASSERT_THAT(sandboxes_->DeleteSandbox(&c3, del, &dr), IsOk());
+  grpc::ClientContext c4;
+  EXPECT_THAT(sandboxes_->GetSandbox(&c4, get, &got), HasStatus(grpc::NOT_FOUND, "sandbox lab-a not found"));
+  grpc::ClientContext c5;
+  EXPECT_THAT(sandboxes_->DeleteSandbox(&c5, del, &dr), HasStatus(grpc::NOT_FOUND, "sandbox lab-a not found"));
+}
+
+TEST_F(SandboxServiceTest, CreateWithoutNamePicksOne) {
+  v1::Sandbox a, b;
+  ASSERT_THAT(Create("", &a), IsOk());
+  ASSERT_THAT(Create("", &b), IsOk());
+  EXPECT_EQ(a.name(), "lab1");
+  EXPECT_EQ(b.name(), "lab2");
+}
+
+TEST_F(SandboxServiceTest, DuplicateNameIsAlreadyExists) {
+  ASSERT_THAT(Create("dup"), IsOk());
+  EXPECT_THAT(Create("dup"), HasStatus(grpc::ALREADY_EXISTS, "sandbox dup already exists"));
+}
+
+TEST_F(SandboxServiceTest, BadNamesAreRefusedNamingTheField) {
+  EXPECT_THAT(Create("Lab"), HasStatus(grpc::INVALID_ARGUMENT, "name must match [a-z][a-z0-9-]{0,31}"));
+  EXPECT_THAT(Create("1lab"), HasStatus(grpc::INVALID_ARGUMENT, "got \"1lab\""));
+  EXPECT_THAT(Create("lab/1"), HasStatus(grpc::INVALID_ARGUMENT, "name must match"));
+  EXPECT_THAT(Create(std::string(33, 'a')), HasStatus(grpc::INVALID_ARGUMENT, "name must match"));
+  EXPECT_THAT(Create(std::string(1000, 'a')), HasStatus(grpc::INVALID_ARGUMENT, "..."));  // truncated in the message
+  grpc::ClientContext ctx;
+  v1::GetSandboxRequest get;
+  v1::Sandbox got;
+  EXPECT_THAT(sandboxes_->GetSandbox(&ctx, get, &got), HasStatus(grpc::INVALID_ARGUMENT, "name is required"));
+}
+
+TEST_F(SandboxServiceTest, BadOptionsAreRefusedNamingTheField) {
+  v1::SandboxOptions o;
+  o.set_mtu(100);
+  EXPECT_THAT(Create("x", nullptr, o), HasStatus(grpc::INVALID_ARGUMENT, "options.mtu must be 576..65535, got 100"));
+  o = {};
+  o.mutable_msl()->set_seconds(-1);
+  EXPECT_THAT(Create("x", nullptr, o), HasStatus(grpc::INVALID_ARGUMENT, "options.msl must be a non-negative"));
+  o = {};
+  *o.mutable_msl() = Millis(0);
+  o.mutable_msl()->set_nanos(0);
+  EXPECT_THAT(Create("x", nullptr, o), HasStatus(grpc::INVALID_ARGUMENT, "options.msl must be positive"));
+  o = {};
+  *o.mutable_min_rto() = Millis(0);
+  o.mutable_min_rto()->set_nanos(1000);
+  EXPECT_THAT(Create("x", nullptr, o), HasStatus(grpc::INVALID_ARGUMENT, "options.min_rto must be 1ms"));
+  o = {};
+  o.set_event_capacity(2);
+  EXPECT_THAT(Create("x", nullptr, o), HasStatus(grpc::INVALID_ARGUMENT, "options.event_capacity"));
+  o = {};
+  o.set_pcap_max_bytes(uint64_t{1} << 40);
+  EXPECT_THAT(Create("x", nullptr, o), HasStatus(grpc::INVALID_ARGUMENT, "options.pcap_max_bytes"));
+  o = {};
+  o.set_send_buffer(10);
+  EXPECT_THAT(Create("x", nullptr, o), HasStatus(grpc::INVALID_ARGUMENT, "options.send_buffer"));
+  o = {};
+  o.set_backend(static_cast<v1::Backend>(42));
+  EXPECT_THAT(Create("x", nullptr, o), HasStatus(grpc::INVALID_ARGUMENT, "options.backend: unknown value 42"));
+  // None of them left a sandbox behind, and the name is still free.
+  EXPECT_THAT(Create("x"), IsOk());
+}
+
+TEST_F(SandboxServiceTest, KernelCallsInAVirtualSandboxSayWhy) {
+  ASSERT_THAT(Create("v"), IsOk());
+  v1::Connection c;
+  EXPECT_THAT(Listen("v", v1::STACK_KERNEL, 80, &c),
+              HasStatus(grpc::FAILED_PRECONDITION, "sandbox v uses the virtual backend"));
+}
+
+TEST_F(SandboxServiceTest, SetImpairmentValidatesAndApplies) {
+  ASSERT_THAT(Create("imp"), IsOk());
+  auto set = [&](v1::SetImpairmentRequest::Direction dir, double loss, const std::string& sb = "imp") {
+    grpc::ClientContext ctx;
+    v1::SetImpairmentRequest req;
+    req.set_sandbox(sb);
+    req.set_direction(dir);
+    req.mutable_impairment()->set_loss(loss);
+    v1::SetImpairmentResponse resp;
+    return sandboxes_->SetImpairment(&ctx, req, &resp);
+  };
+  EXPECT_THAT(set(v1::SetImpairmentRequest::DIRECTION_BOTH, 1.5),
+              HasStatus(grpc::INVALID_ARGUMENT, "impairment.loss must be in [0, 1], got 1.5"));
+  EXPECT_THAT(set(v1::SetImpairmentRequest::DIRECTION_BOTH, 0.1, "nope"),
+              HasStatus(grpc::NOT_FOUND, "sandbox nope not found"));
+  EXPECT_THAT(set(static_cast<v1::SetImpairmentRequest::Direction>(9), 0.1),
+              HasStatus(grpc::INVALID_ARGUMENT, "direction: unknown value 9"));
+
+  // With every datagram lost toward the engine, a handshake cannot complete; cleared, it does.
+  ASSERT_THAT(set(v1::SetImpairmentRequest::DIRECTION_TO_KERNEL, 1.0), IsOk());
+  v1::Connection l, c;
+  ASSERT_THAT(Listen("imp", v1::STACK_ENGINE, 7, &l), IsOk());
+  ASSERT_THAT(Connect("imp", v1::STACK_ENGINE, "198.18.0.2", 7, &c), IsOk());
+  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_EQ(StateOf("imp", c.id()), v1::TCP_STATE_SYN_SENT);
+  ASSERT_THAT(set(v1::SetImpairmentRequest::DIRECTION_BOTH, 0.0), IsOk());
+  // The SYN is retransmitted after the initial RTO (1 s).
+  EXPECT_TRUE(WaitUntil([&] { return StateOf("imp", c.id()) == v1::TCP_STATE_ESTABLISHED; }));
+}
+
+TEST_F(SandboxServiceTest, ExportPcapStreamsTheCapture) {
+  ASSERT_THAT(Create("cap"), IsOk());
+  auto [client, server] = EnginePair("cap", 9);
+  ASSERT_NE(server, 0u);
+  // More than one 256 KiB chunk of pcap.
+  EXPECT_EQ(Transfer("cap", client, server, std::string(600'000, 'x')).size(), 600'000u);
+
+  grpc::ClientContext ctx;
+  v1::ExportPcapRequest req;
+  req.set_sandbox("cap");
+  auto reader = sandboxes_->ExportPcap(&ctx, req);
+  std::string pcap;
+  v1::PcapChunk chunk;
+  int chunks = 0;
+  while (reader->Read(&chunk)) {
+    pcap += chunk.data();
+    ++chunks;
+  }
+  ASSERT_THAT(reader->Finish(), IsOk());
+  EXPECT_GT(chunks, 1);
+  ASSERT_GT(pcap.size(), 600'000u);
+  // Nanosecond pcap magic (libpcap writes it in host order), link type DLT_RAW (101 on Linux).
+  uint32_t magic, linktype;
+  memcpy(&magic, pcap.data(), 4);
+  memcpy(&linktype, pcap.data() + 20, 4);
+  EXPECT_EQ(magic, 0xa1b23c4du);
+  EXPECT_EQ(linktype, 101u);
+
+  // Without a capture, a clear error.
+  v1::SandboxOptions off;
+  off.set_pcap_off(true);
+  ASSERT_THAT(Create("nocap", nullptr, off), IsOk());
+  grpc::ClientContext ctx2;
+  req.set_sandbox("nocap");
+  auto r2 = sandboxes_->ExportPcap(&ctx2, req);
+  while (r2->Read(&chunk)) {
+  }
+  EXPECT_THAT(r2->Finish(), HasStatus(grpc::FAILED_PRECONDITION, "capture"));
+}
+
+TEST_F(SandboxServiceTest, ServesOverTheUnixSocketToo) {
+  auto ch = NewChannel("unix:" + unix_path_);
+  auto stub = v1::SandboxService::NewStub(ch);
+  grpc::ClientContext ctx;
+  v1::CreateSandboxRequest req;
+  req.set_name("viaunix");
+  v1::Sandbox sb;
+  ASSERT_THAT(stub->CreateSandbox(&ctx, req, &sb), IsOk());
+  EXPECT_EQ(sb.name(), "viaunix");
+}
+
+// grpc.health.v1.Health/Check with an empty request (service ""), over the generic stub:
+// HealthCheckResponse{status: SERVING} is the two octets 08 01.
+grpc::Status HealthCheck(const std::shared_ptr<grpc::Channel>& ch, std::string* response) {
+  grpc::GenericStub stub(ch);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  grpc::ByteBuffer req, resp;
+  grpc::Slice empty("");
+  req = grpc::ByteBuffer(&empty, 1);
+  absl::Mutex mu;
+  bool done = false;
+  grpc::Status status;
+  stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &req, &resp, [&](grpc::Status s) {
+    absl::MutexLock l(&mu);
+    status = s;
+    done = true;
+  });
+  absl::MutexLock l(&mu);
+  mu.Await(absl::Condition(&done));
+  std::vector<grpc::Slice> slices;
+  if (status.ok()) {
+    (void)resp.Dump(&slices);
+    for (const auto& s : slices) response->append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  return status;
+}
+
+TEST_F(SandboxServiceTest, HealthIsServing) {
+  std::string resp;
+  ASSERT_THAT(HealthCheck(channel_, &resp), IsOk());
+  EXPECT_EQ(resp, std::string("\x08\x01", 2));
+}
+
+TEST_F(SandboxServiceTest, ShutdownEndsStreamsWithUnavailableAndRemovesSandboxes) {
+  ASSERT_THAT(Create("sd"), IsOk());
+  grpc::ClientContext ctx;
+  v1::WatchEventsRequest req;
+  req.set_sandbox("sd");
+  auto reader = sandboxes_->WatchEvents(&ctx, req);
+  v1::Connection l;
+  ASSERT_THAT(Listen("sd", v1::STACK_ENGINE, 5, &l), IsOk());
+  v1::WatchEventsResponse resp;
+  ASSERT_TRUE(reader->Read(&resp));  // the stream is live
+  std::thread stopper([&] { server_->Shutdown(absl::Seconds(5)); });
+  while (reader->Read(&resp)) {
+  }
+  EXPECT_THAT(reader->Finish(), HasStatus(grpc::UNAVAILABLE, "server shutting down"));
+  stopper.join();
+  // New calls fail: the server is gone.
+  grpc::ClientContext c2;
+  c2.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  v1::ListSandboxesResponse list;
+  EXPECT_FALSE(sandboxes_->ListSandboxes(&c2, {}, &list).ok());
+}
+
+class MaxSandboxesTest : public ServerTest {
+  SandboxDefaults Defaults() override {
+    SandboxDefaults d = ServerTest::Defaults();
+    d.max_sandboxes = 2;
+    return d;
+  }
+};
+
+TEST_F(MaxSandboxesTest, TheThirdIsResourceExhausted) {
+  ASSERT_THAT(Create("a"), IsOk());
+  ASSERT_THAT(Create("b"), IsOk());
+  EXPECT_THAT(Create("c"), HasStatus(grpc::RESOURCE_EXHAUSTED, "maximum of 2 sandboxes"));
+}
+
+}  // namespace
+}  // namespace tcplab::server::testing
