@@ -242,7 +242,7 @@ void Ladder::DrawSegment(const v1::Event& e, std::string* out) {
   } else {
     arrow.front() = drop ? 'x' : '<';
   }
-  const std::string text = absl::StrCat(" ", label.substr(0, std::max(0, width - 8)), " ");
+  const std::string text = absl::StrCat(" ", label.substr(0, std::max(0, width - 6)), " ");
   arrow.replace((width - text.size()) / 2, text.size(), text);
   line.replace(left, width, arrow);
   const char* color = drop                                     ? kRed
