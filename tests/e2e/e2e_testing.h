@@ -22,6 +22,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
@@ -47,8 +48,25 @@ struct Result {
 // Runs `argv` (argv[0] is the program path) with stdin from /dev/null. After `timeout` the
 // child gets SIGINT (as Ctrl-C), then SIGKILL; its exit code is then -1 unless it exited on
 // the SIGINT by itself.
-inline Result RunProcess(const std::vector<std::string>& argv, absl::Duration timeout = absl::Seconds(60)) {
+// `env` holds extra NAME=VALUE entries (they override the inherited ones).
+inline Result RunProcess(const std::vector<std::string>& argv, absl::Duration timeout = absl::Seconds(60),
+                         const std::vector<std::string>& env = {}) {
   Result r;
+  // The environment is built before fork(): the child only calls async-signal-safe functions.
+  std::vector<std::string> env_strings = env;
+  for (char** e = environ; *e; ++e) {
+    const std::string entry = *e;
+    const std::string name = entry.substr(0, entry.find('='));
+    bool overridden = false;
+    for (const std::string& x : env) overridden = overridden || x.rfind(name + "=", 0) == 0;
+    if (!overridden) env_strings.push_back(entry);
+  }
+  std::vector<char*> envp;
+  for (std::string& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
   int out_pipe[2], err_pipe[2];
   if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) return r;
   pid_t pid = fork();
@@ -57,10 +75,7 @@ inline Result RunProcess(const std::vector<std::string>& argv, absl::Duration ti
     dup2(devnull, STDIN_FILENO);
     dup2(out_pipe[1], STDOUT_FILENO);
     dup2(err_pipe[1], STDERR_FILENO);
-    std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
+    execve(args[0], args.data(), envp.data());
     _exit(127);
   }
   close(out_pipe[1]);
@@ -119,12 +134,14 @@ class Daemon {
   ~Daemon() { Stop(); }
 
   // Starts tcplabd and waits until it writes its address. Fails the test if it does not.
-  void Start(const std::vector<std::string>& extra = {}) {
+  // `listen` is tcplabd's --listen ("$DIR" stands for the temporary directory); the first
+  // address it reports is address().
+  void Start(const std::vector<std::string>& extra = {}, const std::string& listen = "127.0.0.1:0") {
     char tmpl[] = "/tmp/tcplab-e2e-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
     const std::string ready = dir_ + "/ready", log = dir_ + "/tcplabd.log";
-    std::vector<std::string> argv = {TCPLABD_BIN, "--listen", "127.0.0.1:0", "--ready_file", ready,
+    std::vector<std::string> argv = {TCPLABD_BIN, "--listen", absl::StrReplaceAll(listen, {{"$DIR", dir_}}), "--ready_file", ready,
                                      "--data_dir", dir_ + "/data"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     pid_ = fork();
@@ -147,6 +164,10 @@ class Daemon {
       std::string line;
       if (f && std::getline(f, line) && !line.empty()) {
         address_ = line;
+        addresses_ = {line};
+        while (std::getline(f, line)) {
+          if (!line.empty()) addresses_.push_back(line);
+        }
         return;
       }
       int status = 0;
@@ -184,6 +205,7 @@ class Daemon {
   }
 
   const std::string& address() const { return address_; }
+  const std::vector<std::string>& addresses() const { return addresses_; }
   const std::string& dir() const { return dir_; }
   std::string Log() const {
     std::ifstream f(dir_ + "/tcplabd.log");
@@ -195,6 +217,7 @@ class Daemon {
  private:
   pid_t pid_ = -1;
   std::string dir_, address_;
+  std::vector<std::string> addresses_;
 };
 
 // A test with its own tcplabd and a way to run the CLI against it.

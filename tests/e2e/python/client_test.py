@@ -482,11 +482,9 @@ class WatchDeleteTest(ServerTestCase):
 
     def test_follow_ends_when_sandbox_is_deleted(self) -> None:
         for i in range(self.ROUNDS):
-            with self.subTest(round=i):
-                self.assertIsNone(self.server.proc.poll(), f"tcplabd died:\n{self.server.log()}")
-                self._one_round(with_events=i % 2 == 0)
+            self._one_round(i, with_events=i % 2 == 0)
 
-    def _one_round(self, with_events: bool) -> None:
+    def _one_round(self, i: int, with_events: bool) -> None:
         c = self.client
         sb = self.new_sandbox()
         it = c.watch(sb, timeout=20)
@@ -507,7 +505,11 @@ class WatchDeleteTest(ServerTestCase):
             deadline = time.monotonic() + 5
             while len(got) < 2 and time.monotonic() < deadline:
                 time.sleep(0.01)
-            self.assertEqual([e.sequence for e in got], [1, 2])
+            self.assertEqual(
+                [e.sequence for e in got],
+                [1, 2],
+                f"round {i}: watch of {sb} ({err}); tcplabd exit status {self.server.proc.poll()}:\n{self.server.log()}",
+            )
         else:
             time.sleep(0.05)
         c.delete_sandbox(sb)
@@ -517,7 +519,9 @@ class WatchDeleteTest(ServerTestCase):
         self.assertEqual(err[0].code, grpc.StatusCode.NOT_FOUND, str(err[0]))
         self.assertIn("deleted", err[0].message)
         time.sleep(0.1)  # a crash in the hub's thread shows within this
-        self.assertIsNone(self.server.proc.poll(), f"tcplabd died after deleting {sb}:\n{self.server.log()}")
+        self.assertIsNone(
+            self.server.proc.poll(), f"round {i}: tcplabd died after deleting {sb} under a watch:\n{self.server.log()}"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
