@@ -55,6 +55,8 @@ class Client {
 
 // Prints "tcplab: MSG" and a pointer to the help on stderr; returns 2.
 int UsageError(const std::string& msg);
+// The same for a failed argument check (its message names the argument).
+inline int Usage(const absl::Status& s) { return UsageError(std::string(s.message())); }
 
 // "OK", "NOT_FOUND", ...
 const char* CodeName(grpc::StatusCode code);

@@ -1,4 +1,5 @@
-// The unary commands: sandboxes, connections, impairments. Streams are in watch.cc.
+// The connection commands (listen, connect, send, recv, shutdown, close, abort, show, conns)
+// and the table of every command. Sandboxes are in sandbox.cc, streams in watch.cc.
 #include "client/cli/commands.h"
 
 #include <cstdio>
@@ -10,26 +11,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "client/cli/format.h"
-#include "google/protobuf/duration.pb.h"
 
 namespace tcplab::cli {
 
 namespace {
 
 constexpr size_t kSendChunk = 1 << 20;  // octets per Send call (the server takes up to 4 MiB)
-
-// A usage error from a failed argument check: prints it, exit 2.
-int Usage(const absl::Status& s) { return UsageError(std::string(s.message())); }
-
-void PrintOk() { std::fputs("{\"ok\":true}\n", stdout); }
-
-google::protobuf::Duration ToProto(absl::Duration d) {
-  google::protobuf::Duration out;
-  const int64_t ns = absl::ToInt64Nanoseconds(d);
-  out.set_seconds(ns / 1000000000);
-  out.set_nanos(static_cast<int32_t>(ns % 1000000000));
-  return out;
-}
 
 absl::StatusOr<v1::Stack> ParseStack(const Args& a) {
   const std::string s = a.Get("--stack");
@@ -65,92 +52,6 @@ void PrintConnection(const Client& c, const v1::Connection& conn, bool with_stat
   }
 }
 
-// ---- sandboxes
-
-int SandboxCreate(Client& c, const Args& a) {
-  v1::CreateSandboxRequest req;
-  if (!a.positional().empty()) req.set_name(a.positional()[0]);
-  v1::SandboxOptions* o = req.mutable_options();
-  if (a.Has("--backend")) {
-    const std::string b = a.Get("--backend");
-    if (b == "tun") {
-      o->set_backend(v1::BACKEND_TUN);
-    } else if (b == "virtual") {
-      o->set_backend(v1::BACKEND_VIRTUAL);
-    } else {
-      return UsageError(absl::StrCat("--backend must be tun or virtual, got \"", b, "\""));
-    }
-  }
-  if (a.Has("--msl")) {
-    auto d = a.GetDuration("--msl", absl::ZeroDuration());
-    if (!d.ok()) return Usage(d.status());
-    *o->mutable_msl() = ToProto(*d);
-  }
-  if (a.Has("--min-rto")) {
-    auto d = a.GetDuration("--min-rto", absl::ZeroDuration());
-    if (!d.ok()) return Usage(d.status());
-    *o->mutable_min_rto() = ToProto(*d);
-  }
-  auto mtu = a.GetUint("--mtu", 0, 576, 65535);
-  if (!mtu.ok()) return Usage(mtu.status());
-  o->set_mtu(static_cast<uint32_t>(*mtu));
-
-  v1::Sandbox resp;
-  auto ctx = c.Context();
-  grpc::Status s = c.sandboxes().CreateSandbox(ctx.get(), req, &resp);
-  if (!s.ok()) return c.Fail(s, *ctx);
-  if (c.json()) {
-    PrintJson(resp);
-  } else {
-    std::printf("%s\n", resp.name().c_str());
-  }
-  return kExitOk;
-}
-
-int SandboxList(Client& c, const Args&) {
-  v1::ListSandboxesResponse resp;
-  auto ctx = c.Context();
-  grpc::Status s = c.sandboxes().ListSandboxes(ctx.get(), v1::ListSandboxesRequest(), &resp);
-  if (!s.ok()) return c.Fail(s, *ctx);
-  if (c.json()) {
-    PrintJson(resp);
-  } else {
-    std::fputs(SandboxesTable(resp.sandboxes()).c_str(), stdout);
-  }
-  return kExitOk;
-}
-
-int SandboxShow(Client& c, const Args& a) {
-  v1::GetSandboxRequest req;
-  req.set_name(a.positional()[0]);
-  v1::Sandbox resp;
-  auto ctx = c.Context();
-  grpc::Status s = c.sandboxes().GetSandbox(ctx.get(), req, &resp);
-  if (!s.ok()) return c.Fail(s, *ctx);
-  if (c.json()) {
-    PrintJson(resp);
-  } else {
-    std::fputs(SandboxDetails(resp).c_str(), stdout);
-  }
-  return kExitOk;
-}
-
-int SandboxRemove(Client& c, const Args& a) {
-  v1::DeleteSandboxRequest req;
-  req.set_name(a.positional()[0]);
-  v1::DeleteSandboxResponse resp;
-  auto ctx = c.Context();
-  grpc::Status s = c.sandboxes().DeleteSandbox(ctx.get(), req, &resp);
-  if (!s.ok()) return c.Fail(s, *ctx);
-  if (c.json()) {
-    PrintOk();
-  } else {
-    std::printf("deleted %s\n", req.name().c_str());
-  }
-  return kExitOk;
-}
-
-// ---- connections
 
 int Listen(Client& c, const Args& a) {
   v1::ListenRequest req;
@@ -292,7 +193,7 @@ int Receive(Client& c, const Args& a) {
   req.set_sandbox(ref->sandbox);
   req.set_connection_id(ref->id);
   req.set_max_bytes(static_cast<uint32_t>(*max));
-  *req.mutable_wait() = ToProto(*wait);
+  *req.mutable_wait() = DurationToProto(*wait);
   v1::ReceiveResponse resp;
   auto ctx = c.Context(*wait + Client::kUnaryTimeout);
   grpc::Status s = c.connections().Receive(ctx.get(), req, &resp);
@@ -359,67 +260,6 @@ int Conns(Client& c, const Args& a) {
   return kExitOk;
 }
 
-// ---- impairments
-
-int Impair(Client& c, const Args& a) {
-  using D = v1::SetImpairmentRequest;
-  v1::SetImpairmentRequest req;
-  req.set_sandbox(a.positional()[0]);
-  const std::string dir = a.Get("--direction", "both");
-  if (dir == "in") {
-    req.set_direction(D::DIRECTION_TO_ENGINE);
-  } else if (dir == "out") {
-    req.set_direction(D::DIRECTION_TO_KERNEL);
-  } else if (dir == "both") {
-    req.set_direction(D::DIRECTION_BOTH);
-  } else {
-    return UsageError(absl::StrCat("--direction must be in, out or both, got \"", dir, "\""));
-  }
-  static const char* const kSettings[] = {"--loss", "--dup", "--reorder", "--corrupt", "--delay", "--jitter", "--seed"};
-  bool any = false;
-  for (const char* s : kSettings) any = any || a.Has(s);
-  if (a.Has("--clear") && any) return UsageError("--clear takes no other impairment option");
-  if (!a.Has("--clear") && !any) {
-    return UsageError("impair needs --loss, --dup, --reorder, --corrupt, --delay, --jitter or --seed, or --clear");
-  }
-  v1::Impairment* imp = req.mutable_impairment();
-  if (!a.Has("--clear")) {
-    struct {
-      const char* name;
-      void (v1::Impairment::*set)(double);
-    } probs[] = {{"--loss", &v1::Impairment::set_loss},
-                 {"--dup", &v1::Impairment::set_duplicate},
-                 {"--reorder", &v1::Impairment::set_reorder},
-                 {"--corrupt", &v1::Impairment::set_corrupt}};
-    for (const auto& p : probs) {
-      auto v = a.GetProbability(p.name);
-      if (!v.ok()) return Usage(v.status());
-      (imp->*p.set)(*v);
-    }
-    auto delay = a.GetDuration("--delay", absl::ZeroDuration());
-    if (!delay.ok()) return Usage(delay.status());
-    if (*delay > absl::ZeroDuration()) *imp->mutable_delay() = ToProto(*delay);
-    auto jitter = a.GetDuration("--jitter", absl::ZeroDuration());
-    if (!jitter.ok()) return Usage(jitter.status());
-    if (*jitter > absl::ZeroDuration()) *imp->mutable_jitter() = ToProto(*jitter);
-    auto seed = a.GetUint("--seed", 0, 0, UINT64_MAX);
-    if (!seed.ok()) return Usage(seed.status());
-    imp->set_seed(*seed);
-  }
-  v1::SetImpairmentResponse resp;
-  auto ctx = c.Context();
-  grpc::Status s = c.sandboxes().SetImpairment(ctx.get(), req, &resp);
-  if (!s.ok()) return c.Fail(s, *ctx);
-  if (c.json()) {
-    PrintOk();
-  } else if (a.Has("--clear")) {
-    std::printf("%s: impairments cleared (%s)\n", req.sandbox().c_str(), dir.c_str());
-  } else {
-    std::printf("%s: impairment set (%s)\n", req.sandbox().c_str(), dir.c_str());
-  }
-  return kExitOk;
-}
-
 int Help(Client&, const Args&) {
   std::fputs(UsageText(), stdout);
   return kExitOk;
@@ -429,10 +269,10 @@ int Help(Client&, const Args&) {
 
 const std::vector<Command>& Commands() {
   static const std::vector<Command> kCommands = {
-      {{"sandbox", "create"}, {{"--backend"}, {"--msl"}, {"--mtu"}, {"--min-rto"}}, 0, 1, "[NAME]", SandboxCreate},
-      {{"sandbox", "ls"}, {}, 0, 0, "", SandboxList},
-      {{"sandbox", "show"}, {}, 1, 1, "NAME", SandboxShow},
-      {{"sandbox", "rm"}, {}, 1, 1, "NAME", SandboxRemove},
+      {{"sandbox", "create"}, {{"--backend"}, {"--msl"}, {"--mtu"}, {"--min-rto"}}, 0, 1, "[NAME]", RunSandboxCreate},
+      {{"sandbox", "ls"}, {}, 0, 0, "", RunSandboxList},
+      {{"sandbox", "show"}, {}, 1, 1, "NAME", RunSandboxShow},
+      {{"sandbox", "rm"}, {}, 1, 1, "NAME", RunSandboxRemove},
       {{"listen"}, {{"--stack"}, {"--port"}, {"--ip"}, {"--backlog"}}, 1, 1, "NAME", Listen},
       {{"connect"}, {{"--stack"}, {"--to"}, {"--from"}}, 1, 1, "NAME", Connect},
       {{"send"}, {{"--data"}, {"--file"}}, 1, 1, "CONN", Send},
@@ -446,7 +286,7 @@ const std::vector<Command>& Commands() {
       {{"impair"},
        {{"--direction"}, {"--loss"}, {"--dup"}, {"--reorder"}, {"--corrupt"}, {"--delay"}, {"--jitter"}, {"--seed"},
         {"--clear", false}},
-       1, 1, "NAME", Impair},
+       1, 1, "NAME", RunImpair},
       {{"pcap"}, {{"-o"}, {"--output"}}, 1, 1, "NAME", RunPcap},
       {{"help"}, {}, 0, 1, "", Help},
   };

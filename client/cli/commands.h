@@ -23,6 +23,13 @@ const std::vector<Command>& Commands();
 // The full usage text (tcplab help).
 const char* UsageText();
 
+// Sandbox commands (sandbox.cc).
+int RunSandboxCreate(Client& client, const Args& args);
+int RunSandboxList(Client& client, const Args& args);
+int RunSandboxShow(Client& client, const Args& args);
+int RunSandboxRemove(Client& client, const Args& args);
+int RunImpair(Client& client, const Args& args);
+
 // Stream commands (watch.cc).
 int RunWatch(Client& client, const Args& args);
 int RunPcap(Client& client, const Args& args);

@@ -112,6 +112,16 @@ void PrintJson(const google::protobuf::Message& m) {
   std::fputc('\n', stdout);
 }
 
+void PrintOk() { std::fputs("{\"ok\":true}\n", stdout); }
+
+google::protobuf::Duration DurationToProto(absl::Duration d) {
+  google::protobuf::Duration out;
+  const int64_t ns = absl::ToInt64Nanoseconds(d);
+  out.set_seconds(ns / 1000000000);
+  out.set_nanos(static_cast<int32_t>(ns % 1000000000));
+  return out;
+}
+
 std::string StateName(v1::TcpState s) {
   return absl::StrReplaceAll(Strip("TCP_STATE_", v1::TcpState_Name(s)), {{"_", "-"}});
 }

@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "absl/time/time.h"
 #include "google/protobuf/duration.pb.h"
 #include "google/protobuf/message.h"
 #include "google/protobuf/repeated_field.h"
@@ -20,6 +21,11 @@ namespace v1 = ::tcplab::v1;
 std::string ToJson(const google::protobuf::Message& m);
 // ToJson(m) and a newline on stdout.
 void PrintJson(const google::protobuf::Message& m);
+
+// {"ok":true}: the answer of commands whose response is empty (rm, impair).
+void PrintOk();
+
+google::protobuf::Duration DurationToProto(absl::Duration d);
 
 // TCP_STATE_FIN_WAIT_1 -> "FIN-WAIT-1".
 std::string StateName(v1::TcpState s);

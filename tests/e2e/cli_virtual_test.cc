@@ -112,6 +112,18 @@ TEST_F(VirtualCliTest, WatchFollowsAndFilters) {
   ASSERT_TRUE(FromJson(r.out.substr(0, r.out.find('\n')), &first));
   EXPECT_EQ(first.sequence(), from);
 
+  // --conn takes the bare id as well: only that connection's events.
+  Result server_only = Cli({"--json", "watch", "v", "--no-follow", "--conn", std::to_string(IdOf(server_))});
+  ASSERT_EQ(server_only.exit_code, 0) << server_only.Describe();
+  size_t n = 0;
+  for (absl::string_view line : absl::StrSplit(server_only.out, '\n', absl::SkipEmpty())) {
+    v1::Event e;
+    ASSERT_TRUE(FromJson(std::string(line), &e)) << line;
+    EXPECT_EQ(e.connection_id(), IdOf(server_)) << line;
+    ++n;
+  }
+  EXPECT_GE(n, 3u) << server_only.out;  // SYN in, SYN-RECEIVED, SYN+ACK out, ...
+
   // Text mode: one line per event, the sequence number first, RFC state names.
   Result text = Cli({"watch", "v", "--no-follow"});
   ASSERT_EQ(text.exit_code, 0) << text.Describe();
