@@ -205,7 +205,8 @@ void Ladder::DrawSegment(const v1::Event& e, std::string* out) {
       if (drop) DrawMark(e, ColumnOf(dst), absl::StrCat("x ", VerdictName(s.verdict())), kRed, out);
       return;
     }
-  } else {
+  } else if (Ip(dst) != opts_.kernel_ip) {
+    // Only a segment to another engine connection comes back as an IN copy.
     drawn_out_.push_back(key);
     if (drawn_out_.size() > kRecentOut) drawn_out_.pop_front();
   }
