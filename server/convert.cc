@@ -282,8 +282,11 @@ void FillSegment(const tcp::SegmentEvent& e, pb::SegmentEvent* out) {
   // The sender's ISN is ours for OUT segments and the peer's for IN ones.
   const uint32_t sender_isn = in ? e.irs.raw() : e.iss.raw();
   const uint32_t receiver_isn = in ? e.iss.raw() : e.irs.raw();
-  out->set_relative_seq(sender_isn || (s.flags & wire::kSyn) ? s.seq.raw() - sender_isn : 0);
-  out->set_relative_ack((s.flags & wire::kAck) ? s.ack.raw() - receiver_isn : 0);
+  // A SYN's sequence number is its sender's ISN: relative 0 even before anyone knew it. An
+  // ISN of 0 means "not known" (a segment for no connection).
+  const bool syn = s.flags & wire::kSyn;
+  out->set_relative_seq(syn ? 0 : sender_isn ? s.seq.raw() - sender_isn : 0);
+  out->set_relative_ack((s.flags & wire::kAck) && receiver_isn ? s.ack.raw() - receiver_isn : 0);
   out->set_flags(s.flags);
   out->set_flags_text(FlagsText(s.flags));
   out->set_window(s.window);

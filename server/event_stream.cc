@@ -11,15 +11,14 @@ namespace tcplab::server {
 
 class EventSubscriber : public grpc::ServerWriteReactor<v1::WatchEventsResponse> {
  public:
-  EventSubscriber(std::shared_ptr<EventHub> hub, std::shared_ptr<void> keepalive, const v1::WatchEventsRequest& req,
-                  grpc::CallbackServerContext* ctx)
-      : keepalive_(std::move(keepalive)), hub_(std::move(hub)), ctx_(ctx), next_(req.from_sequence()),
+  EventSubscriber(std::shared_ptr<EventHub> hub, const v1::WatchEventsRequest& req)
+      : hub_(std::move(hub)), next_(req.from_sequence()),
         conn_(req.connection_id()), follow_(!req.no_follow()) {
     for (int k : req.kinds()) {
       if (k > 0 && k < static_cast<int>(kinds_.size())) kinds_[k] = true;
     }
     any_kind_ = req.kinds_size() == 0;
-    if (!follow_) stop_after_ = hub_->log_.last_seq();
+    if (!follow_) stop_after_ = hub_->log_->last_seq();
   }
 
   // Called by the hub's thread (pinned) and by the reactions below.
@@ -79,7 +78,7 @@ class EventSubscriber : public grpc::ServerWriteReactor<v1::WatchEventsResponse>
       return Action::kFinish;
     }
     resp_.Clear();
-    sandbox::EventLog& log = hub_->log_;
+    sandbox::EventLog& log = *hub_->log_;
     while (resp_.events_size() == 0) {
       size_t room = EventHub::kMaxBatch;
       if (!follow_) {
@@ -127,10 +126,7 @@ class EventSubscriber : public grpc::ServerWriteReactor<v1::WatchEventsResponse>
     if (a == Action::kFinish) Finish(finish_status_);
   }
 
-  // The sandbox (which owns the hub's log) is released after the hub: members go in reverse.
-  std::shared_ptr<void> keepalive_;
   std::shared_ptr<EventHub> hub_;
-  [[maybe_unused]] grpc::CallbackServerContext* ctx_;
   absl::Mutex mu_;
   uint64_t next_ ABSL_GUARDED_BY(mu_);
   const tcp::ConnId conn_;
@@ -146,20 +142,34 @@ class EventSubscriber : public grpc::ServerWriteReactor<v1::WatchEventsResponse>
   std::atomic<int> pins_{1};
 };
 
-EventHub::EventHub(sandbox::EventLog& log) : log_(log) { thread_ = std::thread([this] { Run(); }); }
+namespace {
+absl::Mutex threads_mu;
+int threads_running ABSL_GUARDED_BY(threads_mu) = 0;
+}  // namespace
 
-EventHub::~EventHub() {
-  Close(absl::UnavailableError("event hub stopped"));
-  stop_.Notify();
-  thread_.join();
+std::shared_ptr<EventHub> EventHub::Start(std::shared_ptr<sandbox::EventLog> log) {
+  std::shared_ptr<EventHub> hub(new EventHub(std::move(log)));
+  {
+    absl::MutexLock l(&threads_mu);
+    ++threads_running;
+  }
+  std::thread([hub]() mutable { Run(std::move(hub)); }).detach();
+  return hub;
+}
+
+EventHub::~EventHub() = default;
+
+bool EventHub::WaitForAllThreads(absl::Duration timeout) {
+  absl::MutexLock l(&threads_mu);
+  return threads_mu.AwaitWithTimeout(absl::Condition(
+                                         +[](int* n) { return *n == 0; }, &threads_running),
+                                     timeout);
 }
 
 grpc::ServerWriteReactor<v1::WatchEventsResponse>* EventHub::Watch(std::shared_ptr<EventHub> hub,
-                                                                   std::shared_ptr<void> keepalive,
-                                                                   const v1::WatchEventsRequest& req,
-                                                                   grpc::CallbackServerContext* ctx) {
+                                                                   const v1::WatchEventsRequest& req) {
   EventHub* h = hub.get();
-  auto* s = new EventSubscriber(std::move(hub), std::move(keepalive), req, ctx);
+  auto* s = new EventSubscriber(std::move(hub), req);
   h->Add(s);
   s->Kick();
   return s;
@@ -187,7 +197,12 @@ void EventHub::Close(absl::Status why) {
     closed_ = true;
     close_status_ = std::move(why);
   }
-  log_.Close();
+  log_->Close();  // wakes the hub's thread
+}
+
+bool EventHub::Finished() const {
+  absl::MutexLock l(&mu_);
+  return closed_ && subs_.empty();
 }
 
 absl::Status EventHub::close_status() const {
@@ -208,21 +223,26 @@ void EventHub::KickAll() {
   }
 }
 
-void EventHub::Run() {
-  uint64_t seen = log_.last_seq();
-  while (!stop_.HasBeenNotified()) {
-    // Wakes when the log grows or is closed; the timeout only bounds how long a stop waits.
-    sandbox::EventLog::ReadResult r = log_.WaitAndRead(seen + 1, 0, absl::Now() + absl::Milliseconds(200));
+void EventHub::Run(std::shared_ptr<EventHub> self) {
+  sandbox::EventLog& log = *self->log_;
+  uint64_t seen = log.last_seq();
+  while (!self->Finished()) {
+    // Wakes when the log grows or is closed; the timeout only bounds how long an exit waits.
+    sandbox::EventLog::ReadResult r = log.WaitAndRead(seen + 1, 0, absl::Now() + absl::Milliseconds(200));
     bool grew = r.next - 1 > seen;
     seen = r.next - 1;
-    if (grew || log_.closed()) KickAll();
-    if (log_.closed()) {
-      stop_.WaitForNotificationWithTimeout(absl::Milliseconds(50));
+    const bool closed = log.closed();
+    if (grew || closed) self->KickAll();
+    if (closed) {
+      absl::SleepFor(absl::Milliseconds(20));  // the remaining streams finish on their own
     } else if (grew) {
       // Let a busy sandbox's events accumulate into batches (at most ~1000 kicks a second).
-      stop_.WaitForNotificationWithTimeout(absl::Milliseconds(1));
+      absl::SleepFor(absl::Milliseconds(1));
     }
   }
+  self.reset();  // may destroy the hub (and the log), here on this thread: nothing to join
+  absl::MutexLock l(&threads_mu);
+  --threads_running;
 }
 
 }  // namespace tcplab::server

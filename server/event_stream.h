@@ -11,6 +11,11 @@
 // kicks the idle subscribers; it waits a millisecond between kicks so that a busy sandbox's
 // events go out in batches rather than one response per event.
 //
+// Lifetimes: the hub holds the log (shared with the sandbox), subscribers hold the hub, and
+// the hub's thread holds the hub until the hub is closed and its last subscriber is gone.
+// So deleting a sandbox removes its namespace at once while its streams drain what was
+// logged, and whichever thread lets go of the hub last never has to join itself.
+//
 // Lock order: a subscriber's lock before the log's and the hub's; the hub never takes a
 // subscriber's lock while holding its own. No lock is held while calling into gRPC
 // (StartWrite, Finish), which may run reactions inline.
@@ -33,17 +38,18 @@ class EventSubscriber;
 
 class EventHub {
  public:
-  explicit EventHub(sandbox::EventLog& log);
-  ~EventHub();  // Close()s, then joins the thread
+  // Starts the hub's thread.
+  static std::shared_ptr<EventHub> Start(std::shared_ptr<sandbox::EventLog> log);
+  ~EventHub();
   EventHub(const EventHub&) = delete;
   EventHub& operator=(const EventHub&) = delete;
 
-  // Starts a stream for `req` on `hub`. `keepalive` is held until the stream is done (the
-  // sandbox the log belongs to). Validation of `req` is the caller's.
+  // Starts a stream for `req` on `hub`. Validation of `req` is the caller's.
   static grpc::ServerWriteReactor<v1::WatchEventsResponse>* Watch(std::shared_ptr<EventHub> hub,
-                                                                   std::shared_ptr<void> keepalive,
-                                                                   const v1::WatchEventsRequest& req,
-                                                                   grpc::CallbackServerContext* ctx);
+                                                                   const v1::WatchEventsRequest& req);
+
+  // Waits until every hub's thread has ended (at server shutdown, after the last stream).
+  static bool WaitForAllThreads(absl::Duration timeout);
 
   // Ends every stream once it has sent what the log holds, with `why` (NOT_FOUND when the
   // sandbox is deleted, UNAVAILABLE when the server shuts down). Also closes the log.
@@ -55,18 +61,18 @@ class EventHub {
 
  private:
   friend class EventSubscriber;
+  explicit EventHub(std::shared_ptr<sandbox::EventLog> log) : log_(std::move(log)) {}
   void Add(EventSubscriber* s) ABSL_LOCKS_EXCLUDED(mu_);
   void Remove(EventSubscriber* s) ABSL_LOCKS_EXCLUDED(mu_);
   void KickAll() ABSL_LOCKS_EXCLUDED(mu_);
-  void Run();
+  static void Run(std::shared_ptr<EventHub> self);
+  bool Finished() const ABSL_LOCKS_EXCLUDED(mu_);  // closed, and no subscriber left
 
-  sandbox::EventLog& log_;
+  const std::shared_ptr<sandbox::EventLog> log_;
   mutable absl::Mutex mu_;
   std::vector<EventSubscriber*> subs_ ABSL_GUARDED_BY(mu_);
   absl::Status close_status_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  absl::Notification stop_;
-  std::thread thread_;
 };
 
 }  // namespace tcplab::server

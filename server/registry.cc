@@ -25,7 +25,8 @@ absl::Status OutOfRange(absl::string_view field, uint64_t lo, uint64_t hi, uint6
 }  // namespace
 
 SandboxEntry::~SandboxEntry() {
-  hub.reset();     // stops the hub's thread, which reads the sandbox's log
+  // Streams still open drain what was logged, then end; the hub outlives the sandbox.
+  if (hub) hub->Close(absl::NotFoundError(absl::StrCat("sandbox ", name, " was deleted")));
   sandbox.reset();  // stops the reactor, removes the namespace
 }
 
@@ -160,7 +161,7 @@ absl::StatusOr<std::shared_ptr<SandboxEntry>> Registry::Create(const v1::CreateS
   entry->name = name;
   entry->created = absl::Now();
   entry->sandbox = std::move(*sb);
-  entry->hub = std::make_shared<EventHub>(entry->sandbox->events());
+  entry->hub = EventHub::Start(entry->sandbox->shared_events());
   if (shut_down_) return absl::UnavailableError("server shutting down");  // entry is destroyed
   entries_[name] = entry;
   return entry;

@@ -33,7 +33,7 @@ struct SandboxEntry {
   v1::SandboxOptions options;  // as in effect
   absl::Time created;
   std::unique_ptr<sandbox::Sandbox> sandbox;
-  std::shared_ptr<EventHub> hub;  // declared after `sandbox`: destroyed before it
+  std::shared_ptr<EventHub> hub;
 
   ~SandboxEntry();
 };

@@ -85,6 +85,8 @@ void Server::Shutdown(absl::Duration grace) {
   connection_service_.reset();  // waits for Receives still waiting
   grpc_.reset();
   registry_.reset();
+  // Every stream is done, so every hub's thread ends within a turn of its loop.
+  EventHub::WaitForAllThreads(absl::Seconds(5));
   for (const std::string& addr : cfg_.listen) {
     if (absl::StartsWith(addr, "unix:")) ::unlink(addr.substr(5).c_str());
   }

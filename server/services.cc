@@ -140,7 +140,7 @@ grpc::ServerUnaryReactor* SandboxServiceImpl::SetImpairment(grpc::CallbackServer
   return FinishUnary(ctx, s);
 }
 
-grpc::ServerWriteReactor<v1::WatchEventsResponse>* SandboxServiceImpl::WatchEvents(grpc::CallbackServerContext* ctx,
+grpc::ServerWriteReactor<v1::WatchEventsResponse>* SandboxServiceImpl::WatchEvents(grpc::CallbackServerContext*,
                                                                                     const v1::WatchEventsRequest* req) {
   absl::StatusOr<std::shared_ptr<SandboxEntry>> e = registry_.Get(req->sandbox(), "sandbox");
   absl::Status s = e.status();
@@ -150,8 +150,7 @@ grpc::ServerWriteReactor<v1::WatchEventsResponse>* SandboxServiceImpl::WatchEven
     }
   }
   if (!s.ok()) return new FailedWriter<v1::WatchEventsResponse>(s);
-  std::shared_ptr<EventHub> hub = (*e)->hub;
-  return EventHub::Watch(std::move(hub), *e, *req, ctx);
+  return EventHub::Watch((*e)->hub, *req);
 }
 
 grpc::ServerWriteReactor<v1::PcapChunk>* SandboxServiceImpl::ExportPcap(grpc::CallbackServerContext*,

@@ -51,14 +51,14 @@ class Sandbox::Sink : public tcp::EventSink {
     e.wall = sb_.reactor_->WallTime(now);
     e.stack = stack;
     e.body = body;
-    sb_.events_.Append(std::move(e));
+    sb_.events_->Append(std::move(e));
   }
 
  private:
   Sandbox& sb_;
 };
 
-Sandbox::Sandbox(SandboxConfig cfg) : cfg_(std::move(cfg)), events_(cfg_.event_capacity) {}
+Sandbox::Sandbox(SandboxConfig cfg) : cfg_(std::move(cfg)), events_(std::make_shared<EventLog>(cfg_.event_capacity)) {}
 
 absl::StatusOr<std::unique_ptr<Sandbox>> Sandbox::Create(SandboxConfig cfg) {
   std::unique_ptr<Sandbox> sb(new Sandbox(std::move(cfg)));
@@ -111,7 +111,7 @@ Sandbox::~Sandbox() {
     reactor_.reset();  // joins the thread, which leaves the namespace
   }
   netns_.reset();  // removes the namespace, and with it anything left inside
-  events_.Close();
+  events_->Close();
 }
 
 std::string Sandbox::netns_name() const { return netns_ ? netns_->name() : ""; }
@@ -227,7 +227,10 @@ absl::StatusOr<StackKind> Sandbox::KindOf(tcp::ConnId id) const {
 }
 
 void Sandbox::AppLog(tcp::ConnId id, std::string call, const absl::Status& result, StackKind kind) {
-  sink_->Add(reactor_->Now(), AppEvent{id, std::move(call), result.ok() ? "OK" : result.ToString()}, kind);
+  // The code and message, without Status::ToString's payload dump.
+  std::string r = result.ok() ? "OK"
+                              : absl::StrCat(absl::StatusCodeToString(result.code()), ": ", result.message());
+  sink_->Add(reactor_->Now(), AppEvent{id, std::move(call), std::move(r)}, kind);
 }
 
 // The address a stack's endpoint gets when the user leaves it 0, or an error for KERNEL in a

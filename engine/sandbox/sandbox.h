@@ -109,7 +109,9 @@ class Sandbox {
   // went on or came off the wire. FAILED_PRECONDITION when pcap_max_bytes is 0.
   absl::StatusOr<std::string> Pcap();
 
-  EventLog& events() { return events_; }
+  EventLog& events() { return *events_; }
+  // The log outlives the sandbox for as long as someone holds it (streams still draining it).
+  std::shared_ptr<EventLog> shared_events() { return events_; }
 
   // Runs `pred` on the reactor every millisecond until it is true or `timeout` passes.
   bool WaitFor(const std::function<bool()>& pred, absl::Duration timeout);
@@ -161,7 +163,7 @@ class Sandbox {
   bool observe_kernel_ = false;
   SandboxCounters counters_;
   std::atomic<tcp::ConnId> next_id_{1};
-  EventLog events_;
+  std::shared_ptr<EventLog> events_;
 };
 
 }  // namespace tcplab::sandbox

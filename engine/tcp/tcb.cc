@@ -218,7 +218,7 @@ void Tcb::OnSegmentSynSent(const SegmentRepr& seg, Instant now) {
       return;
     }
     Verdict(seg, Verdict::kResetConnection, now);
-    EnterClosed(SocketError(absl::StatusCode::kUnavailable, "ECONNREFUSED",
+    EnterClosed(SocketError(absl::StatusCode::kFailedPrecondition, "ECONNREFUSED",
                             "connection refused: RST in SYN-SENT"),
                 "RST received: connection refused", now);
     return;
@@ -358,7 +358,7 @@ bool Tcb::CheckRst(const SegmentRepr& seg, Instant now) {
         rto_deadline_ = kNever;
         SetState(TcpState::kListen, "RST received: back to LISTEN", now);
       } else {
-        EnterClosed(SocketError(absl::StatusCode::kUnavailable, "ECONNREFUSED",
+        EnterClosed(SocketError(absl::StatusCode::kFailedPrecondition, "ECONNREFUSED",
                                 "connection refused: RST in SYN-RECEIVED"),
                     "RST received: connection refused", now);
       }
