@@ -47,6 +47,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--msl", type=float, default=0.5, help="the engine's MSL in seconds (default %(default)s)")
     p.add_argument("--token", default=os.environ.get("TCPLAB_TOKEN"), help="bearer token (default $TCPLAB_TOKEN)")
     p.add_argument("--port", type=int, default=80, help="the listener's port (default %(default)s)")
+    p.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the server (default %(default)s)")
     return p.parse_args(argv)
 
 
@@ -120,18 +121,7 @@ def run(c: Client, args: argparse.Namespace) -> int:
         t0 = time.monotonic()
         print(f"{client} is in TIME-WAIT; waiting 2*MSL = {2 * msl:g}s")
         # TIME-WAIT ends after 2*MSL: the connection is CLOSED then (or already forgotten).
-        while True:
-            try:
-                st = state_name(c.get(client).state)
-            except TcplabError as e:
-                if e.code != grpc.StatusCode.NOT_FOUND:
-                    raise
-                st = "CLOSED"
-            if st == "CLOSED":
-                break
-            if time.monotonic() - t0 > 2 * msl + 5:
-                raise TcplabError(grpc.StatusCode.DEADLINE_EXCEEDED, f"{client} still {st} after 2*MSL + 5s")
-            time.sleep(0.05)
+        c.wait_state(client, "CLOSED", timeout=2 * msl + 5)
         print(f"{client} is CLOSED after {time.monotonic() - t0:.2f}s")
         time.sleep(0.2)  # let the kernel's last state changes be observed
 
@@ -182,7 +172,7 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     try:
         with Client(args.server, token=args.token) as c:
-            c.wait_ready(timeout=10)
+            c.wait_ready(timeout=args.wait)
             return run(c, args)
     except TcplabError as e:
         print(f"walkthrough: {e}", file=sys.stderr)

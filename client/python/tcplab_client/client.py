@@ -455,13 +455,21 @@ class Client:
 
     def wait_state(self, conn: Conn, state: Union[int, str], timeout: float = 5.0) -> "connection_pb2.Connection":
         """Polls until the connection is in ``state`` (a ``TcpState`` or its RFC name,
-        ``"ESTABLISHED"``); returns it."""
+        ``"ESTABLISHED"``); returns it. A connection the server has forgotten (NOT_FOUND,
+        e.g. after TIME-WAIT) counts as ``CLOSED``."""
         from .format import state_name
 
         want = state if isinstance(state, str) else state_name(state)
         deadline = time.monotonic() + timeout
         while True:
-            c = self.get(conn)
+            try:
+                c = self.get(conn)
+            except TcplabError as e:
+                if e.code != grpc.StatusCode.NOT_FOUND or want != "CLOSED":
+                    raise
+                return connection_pb2.Connection(
+                    sandbox=conn.sandbox, id=conn.id, stack=_stack(conn.stack), state=common_pb2.TCP_STATE_CLOSED
+                )
             if state_name(c.state) == want:
                 return c
             if time.monotonic() >= deadline:
