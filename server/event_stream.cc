@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -9,23 +10,51 @@
 
 namespace tcplab::server {
 
-class EventSubscriber : public grpc::ServerWriteReactor<v1::WatchEventsResponse> {
+namespace {
+
+// WatchEventsResponse.events is field 1, length-delimited: tag 0x0a.
+constexpr char kEventsTag = 0x0a;
+
+void AppendVarint(std::string* out, uint64_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+void AppendEntry(std::string* out, const v1::Event& ev) {
+  out->push_back(kEventsTag);
+  AppendVarint(out, ev.ByteSizeLong());
+  ev.AppendToString(out);
+}
+
+grpc::Status ToGrpcStatus(const absl::Status& s) {
+  if (s.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+}
+
+absl::Mutex threads_mu;
+int threads_running ABSL_GUARDED_BY(threads_mu) = 0;
+
+}  // namespace
+
+class EventSubscriber : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   EventSubscriber(std::shared_ptr<EventHub> hub, const v1::WatchEventsRequest& req)
-      : hub_(std::move(hub)), next_(req.from_sequence()),
-        conn_(req.connection_id()), follow_(!req.no_follow()) {
+      : hub_(std::move(hub)), next_(req.from_sequence()), conn_(req.connection_id()), follow_(!req.no_follow()) {
     for (int k : req.kinds()) {
       if (k > 0 && k < static_cast<int>(kinds_.size())) kinds_[k] = true;
     }
     any_kind_ = req.kinds_size() == 0;
-    if (!follow_) stop_after_ = hub_->log_->last_seq();
+    if (!follow_) stop_after_ = hub_->log().last_seq();
   }
 
-  // Called by the hub's thread (pinned) and by the reactions below.
-  void Kick() {
-    Action a = Next();
-    Perform(a);
-  }
+  // Called by the hub's thread (pinned) and by the reactions below. `eager`: write whatever
+  // there is; otherwise (after a write) only a full batch, and leave smaller ones to the
+  // hub's next kick, so a stream that keeps up sends a few large responses rather than
+  // many small ones.
+  void Kick(bool eager = true) { Perform(Next(eager)); }
 
   // A reference count: the stream's own (dropped in OnDone) plus one per KickAll in progress.
   // Taken only under the hub's lock while the subscriber is still listed, so it never rises
@@ -41,7 +70,7 @@ class EventSubscriber : public grpc::ServerWriteReactor<v1::WatchEventsResponse>
       writing_ = false;
       if (!ok) broken_ = true;  // the client went away or the call was cancelled
     }
-    Kick();
+    Kick(/*eager=*/false);
   }
 
   void OnCancel() override {
@@ -60,16 +89,13 @@ class EventSubscriber : public grpc::ServerWriteReactor<v1::WatchEventsResponse>
  private:
   enum class Action { kNone, kWrite, kFinish };
 
-  bool Wanted(const sandbox::Event& e) const {
-    if (conn_ != 0 && ConnOf(e) != conn_) return false;
-    return any_kind_ || kinds_[KindOf(e)];
-  }
-  static tcp::ConnId ConnOf(const sandbox::Event& e) {
-    return std::visit([](const auto& b) { return b.conn; }, e.body);
+  bool Wanted(uint64_t conn, int kind) const {
+    if (conn_ != 0 && conn != conn_) return false;
+    return any_kind_ || kinds_[kind];
   }
 
   // Decides, under mu_, what to do next; fills resp_ for a write.
-  Action Next() ABSL_LOCKS_EXCLUDED(mu_) {
+  Action Next(bool eager) ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock l(&mu_);
     if (writing_ || finishing_) return Action::kNone;
     if (broken_) {
@@ -77,48 +103,35 @@ class EventSubscriber : public grpc::ServerWriteReactor<v1::WatchEventsResponse>
       finishing_ = true;
       return Action::kFinish;
     }
-    resp_.Clear();
-    sandbox::EventLog& log = *hub_->log_;
-    while (resp_.events_size() == 0) {
-      size_t room = EventHub::kMaxBatch;
-      if (!follow_) {
-        if (next_ > stop_after_ || stop_after_ == 0) break;
-        room = std::min<uint64_t>(room, stop_after_ - std::max<uint64_t>(next_, 1) + 1);
-      }
-      sandbox::EventLog::ReadResult r = log.Read(next_, room);
-      if (r.missed > 0) {
-        v1::Event* gap = resp_.add_events();
-        gap->mutable_gap()->set_missed(r.missed);
-        gap->mutable_gap()->set_next_sequence(r.events.empty() ? r.next : r.events.front().seq);
-      }
-      for (const sandbox::Event& e : r.events) {
-        if (Wanted(e)) ToProto(e, resp_.add_events());
-      }
-      next_ = r.next;
-      if (r.events.empty()) break;  // caught up
+    const sandbox::EventLog& log = hub_->log();
+    if (!eager && follow_ && !log.closed() && log.last_seq() + 1 < next_ + EventHub::kMaxBatch) {
+      return Action::kNone;  // less than a full batch: the hub's next kick sends it
     }
-    if (resp_.events_size() > 0) {
-      writing_ = true;
-      return Action::kWrite;
+    const bool done_reading = !follow_ && (stop_after_ == 0 || next_ > stop_after_);
+    if (!done_reading) {
+      EventHub::Batch b =
+          hub_->Collect(next_, follow_ ? 0 : stop_after_, [this](uint64_t c, int k) { return Wanted(c, k); });
+      next_ = b.next;
+      if (!b.out.empty()) {
+        grpc::Slice slice(b.out);
+        resp_ = grpc::ByteBuffer(&slice, 1);
+        writing_ = true;
+        return Action::kWrite;
+      }
     }
     // Caught up. Finish if nothing more will come: a no-follow read is complete, or the
     // sandbox is gone (its log is closed and we have read all of it).
-    if (!follow_ && (next_ > stop_after_ || stop_after_ == 0)) {
+    if (!follow_ && (stop_after_ == 0 || next_ > stop_after_)) {
       finish_status_ = grpc::Status::OK;
       finishing_ = true;
       return Action::kFinish;
     }
-    if (log.closed()) {
+    if (hub_->log().closed() && next_ > hub_->log().last_seq()) {
       finish_status_ = ToGrpcStatus(hub_->close_status());
       finishing_ = true;
       return Action::kFinish;
     }
     return Action::kNone;  // idle until the hub kicks
-  }
-
-  static grpc::Status ToGrpcStatus(const absl::Status& s) {
-    if (s.ok()) return grpc::Status::OK;
-    return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
   }
 
   void Perform(Action a) {
@@ -134,7 +147,7 @@ class EventSubscriber : public grpc::ServerWriteReactor<v1::WatchEventsResponse>
   uint64_t stop_after_ = 0;  // no-follow: the last event to send
   std::array<bool, 5> kinds_{};
   bool any_kind_ = true;
-  v1::WatchEventsResponse resp_ ABSL_GUARDED_BY(mu_);  // the one response in flight
+  grpc::ByteBuffer resp_;  // the one response in flight
   grpc::Status finish_status_;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finishing_ ABSL_GUARDED_BY(mu_) = false;
@@ -142,10 +155,9 @@ class EventSubscriber : public grpc::ServerWriteReactor<v1::WatchEventsResponse>
   std::atomic<int> pins_{1};
 };
 
-namespace {
-absl::Mutex threads_mu;
-int threads_running ABSL_GUARDED_BY(threads_mu) = 0;
-}  // namespace
+EventHub::EventHub(std::shared_ptr<sandbox::EventLog> log) : log_(std::move(log)) {}
+
+EventHub::~EventHub() = default;
 
 std::shared_ptr<EventHub> EventHub::Start(std::shared_ptr<sandbox::EventLog> log) {
   std::shared_ptr<EventHub> hub(new EventHub(std::move(log)));
@@ -157,8 +169,6 @@ std::shared_ptr<EventHub> EventHub::Start(std::shared_ptr<sandbox::EventLog> log
   return hub;
 }
 
-EventHub::~EventHub() = default;
-
 bool EventHub::WaitForAllThreads(absl::Duration timeout) {
   absl::MutexLock l(&threads_mu);
   return threads_mu.AwaitWithTimeout(absl::Condition(
@@ -166,13 +176,73 @@ bool EventHub::WaitForAllThreads(absl::Duration timeout) {
                                      timeout);
 }
 
-grpc::ServerWriteReactor<v1::WatchEventsResponse>* EventHub::Watch(std::shared_ptr<EventHub> hub,
-                                                                   const v1::WatchEventsRequest& req) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* EventHub::Watch(std::shared_ptr<EventHub> hub,
+                                                            const v1::WatchEventsRequest& req) {
   EventHub* h = hub.get();
   auto* s = new EventSubscriber(std::move(hub), req);
   h->Add(s);
   s->Kick();
   return s;
+}
+
+void EventHub::Fill(const std::vector<sandbox::Event>& events) {
+  const size_t cap = cache_.size();
+  for (const sandbox::Event& e : events) {
+    Slot& s = cache_[e.seq % cap];
+    ToProto(e, &scratch_);
+    s.seq = e.seq;
+    s.conn = scratch_.connection_id();
+    s.kind = KindOf(e);
+    s.bytes.clear();
+    AppendEntry(&s.bytes, scratch_);
+  }
+}
+
+EventHub::Batch EventHub::Collect(uint64_t from, uint64_t last, const Filter& wanted) {
+  absl::MutexLock l(&cache_mu_);
+  if (cache_.size() != log_->capacity()) cache_.resize(log_->capacity());
+  const size_t cap = cache_.size();
+  Batch b;
+  const uint64_t newest = log_->last_seq();
+  if (last == 0 || last > newest) last = newest;
+  uint64_t s = std::max<uint64_t>(from, 1);
+  std::string events;
+  size_t taken = 0;
+  uint64_t after_gap = 0;
+  while (s <= last && taken < kMaxBatch) {
+    const Slot& slot = cache_[s % cap];
+    if (slot.seq != s) {
+      // Not converted yet (or overwritten in the cache): convert a run from the log. What
+      // the log no longer has is a gap, reported once, before the events that follow it;
+      // from 0 means "from the oldest retained" and is no gap.
+      sandbox::EventLog::ReadResult r = log_->Read(s, kMaxBatch);
+      if (r.missed > 0) {
+        if (taken > 0) break;  // end this batch; the next one starts with the gap
+        if (from != 0) b.missed += r.missed;
+        s += r.missed;
+        after_gap = s;
+      }
+      if (r.events.empty()) break;
+      Fill(r.events);
+      continue;
+    }
+    if (wanted(slot.conn, slot.kind)) {
+      events += slot.bytes;
+      ++taken;
+    }
+    ++s;
+  }
+  if (b.missed > 0) {
+    v1::Event gap;
+    gap.mutable_gap()->set_missed(b.missed);
+    gap.mutable_gap()->set_next_sequence(after_gap);
+    AppendEntry(&b.out, gap);
+    ++b.events;
+  }
+  b.out += events;
+  b.events += taken;
+  b.next = s;
+  return b;
 }
 
 void EventHub::Add(EventSubscriber* s) {
@@ -200,14 +270,14 @@ void EventHub::Close(absl::Status why) {
   log_->Close();  // wakes the hub's thread
 }
 
-bool EventHub::Finished() const {
-  absl::MutexLock l(&mu_);
-  return closed_ && subs_.empty();
-}
-
 absl::Status EventHub::close_status() const {
   absl::MutexLock l(&mu_);
   return close_status_;
+}
+
+bool EventHub::Finished() const {
+  absl::MutexLock l(&mu_);
+  return closed_ && subs_.empty();
 }
 
 void EventHub::KickAll() {
@@ -236,8 +306,9 @@ void EventHub::Run(std::shared_ptr<EventHub> self) {
     if (closed) {
       absl::SleepFor(absl::Milliseconds(20));  // the remaining streams finish on their own
     } else if (grew) {
-      // Let a busy sandbox's events accumulate into batches (at most ~1000 kicks a second).
-      absl::SleepFor(absl::Milliseconds(1));
+      // Let a busy sandbox's events accumulate into batches: at most 100 kicks a second, so
+      // a live event reaches a watcher within about 10 ms.
+      absl::SleepFor(absl::Milliseconds(10));
     }
   }
   self.reset();  // may destroy the hub (and the log), here on this thread: nothing to join

@@ -1,35 +1,43 @@
 // Live event streams (SandboxService.WatchEvents).
 //
-// Every subscriber reads the sandbox's EventLog at its own cursor: the log is the bounded
-// queue, so the engine never waits for a subscriber and memory does not grow with slow ones.
-// A subscriber that falls behind the retained window is told how many events it missed (a
-// Gap event) and goes on from the oldest retained one. Each subscriber has at most one
+// Every subscriber reads the sandbox's events at its own cursor: the sandbox's bounded log is
+// the queue, so the engine never waits for a subscriber and memory does not grow with slow
+// ones. A subscriber that falls behind the retained window is told how many events it missed
+// (a Gap event) and goes on from the oldest retained one. Each subscriber has at most one
 // response (up to kMaxBatch events) in flight; it sends the next when gRPC reports the last
 // one written, so a stalled client holds one response and its HTTP/2 window, no more.
 //
+// Each event is converted to protobuf and serialized once, into the hub's cache (a ring as
+// long as the log, filled by whichever subscriber first needs an event); a response
+// is then the concatenation of cached bytes, written as a raw ByteBuffer. A hundred
+// subscribers cost one serialization and a hundred memcpys per event, not a hundred
+// serializations.
+//
 // A subscriber that has caught up goes idle. The hub's thread wakes when the log grows and
-// kicks the idle subscribers; it waits a millisecond between kicks so that a busy sandbox's
-// events go out in batches rather than one response per event.
+// kicks the idle subscribers; it waits 10 ms between kicks so that a busy sandbox's events go
+// out in batches rather than one response per event. After a write, a subscriber sends again
+// at once only if a full batch is waiting; otherwise it waits for the next kick.
 //
 // Lifetimes: the hub holds the log (shared with the sandbox), subscribers hold the hub, and
 // the hub's thread holds the hub until the hub is closed and its last subscriber is gone.
 // So deleting a sandbox removes its namespace at once while its streams drain what was
 // logged, and whichever thread lets go of the hub last never has to join itself.
 //
-// Lock order: a subscriber's lock before the log's and the hub's; the hub never takes a
-// subscriber's lock while holding its own. No lock is held while calling into gRPC
+// Lock order: a subscriber's lock, then the hub's cache lock, then the log's; the hub's list
+// lock is never held while taking another. No lock is held while calling into gRPC
 // (StartWrite, Finish), which may run reactions inline.
 #pragma once
 
+#include <functional>
 #include <memory>
-#include <thread>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "engine/sandbox/event_log.h"
 #include "grpcpp/grpcpp.h"
+#include "tcplab/v1/events.pb.h"
 #include "tcplab/v1/sandbox.pb.h"
 
 namespace tcplab::server {
@@ -45,11 +53,8 @@ class EventHub {
   EventHub& operator=(const EventHub&) = delete;
 
   // Starts a stream for `req` on `hub`. Validation of `req` is the caller's.
-  static grpc::ServerWriteReactor<v1::WatchEventsResponse>* Watch(std::shared_ptr<EventHub> hub,
-                                                                   const v1::WatchEventsRequest& req);
-
-  // Waits until every hub's thread has ended (at server shutdown, after the last stream).
-  static bool WaitForAllThreads(absl::Duration timeout);
+  static grpc::ServerWriteReactor<grpc::ByteBuffer>* Watch(std::shared_ptr<EventHub> hub,
+                                                           const v1::WatchEventsRequest& req);
 
   // Ends every stream once it has sent what the log holds, with `why` (NOT_FOUND when the
   // sandbox is deleted, UNAVAILABLE when the server shuts down). Also closes the log.
@@ -57,22 +62,53 @@ class EventHub {
   absl::Status close_status() const ABSL_LOCKS_EXCLUDED(mu_);
   size_t subscribers() const ABSL_LOCKS_EXCLUDED(mu_);
 
-  static constexpr size_t kMaxBatch = 256;
+  // Waits until every hub's thread has ended (at server shutdown, after the last stream).
+  static bool WaitForAllThreads(absl::Duration timeout);
+
+  static constexpr size_t kMaxBatch = 1024;  // events per response, ~150 KiB
+
+  // What Collect found: `out` holds `events` serialized WatchEventsResponse.events entries
+  // (a Gap first when `missed` > 0); read on from `next`.
+  struct Batch {
+    std::string out;
+    size_t events = 0;
+    uint64_t missed = 0;
+    uint64_t next = 0;
+  };
+  // Events from `from` (0: the oldest retained) up to `last` (0: the newest), at most
+  // kMaxBatch of those `wanted` accepts (by connection id and EventKind).
+  using Filter = std::function<bool(uint64_t conn, int kind)>;
+  Batch Collect(uint64_t from, uint64_t last, const Filter& wanted) ABSL_LOCKS_EXCLUDED(cache_mu_);
+
+  const sandbox::EventLog& log() const { return *log_; }
 
  private:
   friend class EventSubscriber;
-  explicit EventHub(std::shared_ptr<sandbox::EventLog> log) : log_(std::move(log)) {}
+  explicit EventHub(std::shared_ptr<sandbox::EventLog> log);
   void Add(EventSubscriber* s) ABSL_LOCKS_EXCLUDED(mu_);
   void Remove(EventSubscriber* s) ABSL_LOCKS_EXCLUDED(mu_);
   void KickAll() ABSL_LOCKS_EXCLUDED(mu_);
   static void Run(std::shared_ptr<EventHub> self);
   bool Finished() const ABSL_LOCKS_EXCLUDED(mu_);  // closed, and no subscriber left
+  void Fill(const std::vector<sandbox::Event>& events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(cache_mu_);
 
   const std::shared_ptr<sandbox::EventLog> log_;
+
   mutable absl::Mutex mu_;
   std::vector<EventSubscriber*> subs_ ABSL_GUARDED_BY(mu_);
   absl::Status close_status_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
+
+  // The serialized events: slot seq % capacity holds event `seq` once converted.
+  struct Slot {
+    uint64_t seq = 0;
+    uint64_t conn = 0;
+    int kind = 0;
+    std::string bytes;  // tag, length and the Event: one WatchEventsResponse.events entry
+  };
+  absl::Mutex cache_mu_;
+  std::vector<Slot> cache_ ABSL_GUARDED_BY(cache_mu_);
+  v1::Event scratch_ ABSL_GUARDED_BY(cache_mu_);  // reused: its sub-messages keep their memory
 };
 
 }  // namespace tcplab::server

@@ -96,6 +96,7 @@ int main(int argc, char** argv) {
     }
   }
 
+  tcplab::server::LowerServerPriority();  // before gRPC starts its threads: they inherit it
   absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(cfg);
   if (!server.ok()) return Fail(std::string(server.status().message()));
   const std::string addrs = absl::StrJoin((*server)->addresses(), ",");

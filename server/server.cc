@@ -1,6 +1,8 @@
 #include "server/server.h"
 
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -13,6 +15,8 @@
 #include "grpcpp/health_check_service_interface.h"
 
 namespace tcplab::server {
+
+void LowerServerPriority() { (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kServerNice); }
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerConfig cfg) {
   std::unique_ptr<Server> s(new Server());

@@ -14,6 +14,13 @@
 
 namespace tcplab::server {
 
+// The nice value tcplabd's own threads (gRPC, event hubs) run at, inherited by every thread
+// they start: below the sandboxes' reactors (kReactorNice), so that watching traffic never
+// takes the CPU the traffic itself needs. Applied by LowerServerPriority() on the calling
+// thread before Server::Start.
+inline constexpr int kServerNice = 5;
+void LowerServerPriority();
+
 struct ServerConfig {
   // "127.0.0.1:50051", "[::1]:0" (port 0 picks one), "unix:/run/tcplab.sock".
   std::vector<std::string> listen = {"127.0.0.1:50051"};

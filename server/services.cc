@@ -140,17 +140,28 @@ grpc::ServerUnaryReactor* SandboxServiceImpl::SetImpairment(grpc::CallbackServer
   return FinishUnary(ctx, s);
 }
 
-grpc::ServerWriteReactor<v1::WatchEventsResponse>* SandboxServiceImpl::WatchEvents(grpc::CallbackServerContext*,
-                                                                                    const v1::WatchEventsRequest* req) {
-  absl::StatusOr<std::shared_ptr<SandboxEntry>> e = registry_.Get(req->sandbox(), "sandbox");
-  absl::Status s = e.status();
-  for (int k : req->kinds()) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* SandboxServiceImpl::WatchEvents(grpc::CallbackServerContext*,
+                                                                             const grpc::ByteBuffer* raw) {
+  v1::WatchEventsRequest req;
+  absl::Status s = [&]() -> absl::Status {
+    std::vector<grpc::Slice> slices;
+    std::string bytes;
+    if (raw->Dump(&slices).ok()) {
+      for (const grpc::Slice& sl : slices) bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+    }
+    if (!req.ParseFromString(bytes)) return absl::InvalidArgumentError("WatchEventsRequest: malformed message");
+    return absl::OkStatus();
+  }();
+  absl::StatusOr<std::shared_ptr<SandboxEntry>> e =
+      s.ok() ? registry_.Get(req.sandbox(), "sandbox") : absl::StatusOr<std::shared_ptr<SandboxEntry>>(s);
+  s = e.status();
+  for (int k : req.kinds()) {
     if (s.ok() && (k <= v1::EVENT_KIND_UNSPECIFIED || k > v1::EVENT_KIND_APP)) {
       s = absl::InvalidArgumentError(absl::StrCat("kinds: unknown event kind ", k));
     }
   }
-  if (!s.ok()) return new FailedWriter<v1::WatchEventsResponse>(s);
-  return EventHub::Watch((*e)->hub, *req);
+  if (!s.ok()) return new FailedWriter<grpc::ByteBuffer>(s);
+  return EventHub::Watch((*e)->hub, req);
 }
 
 grpc::ServerWriteReactor<v1::PcapChunk>* SandboxServiceImpl::ExportPcap(grpc::CallbackServerContext*,

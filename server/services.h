@@ -20,7 +20,15 @@ inline constexpr int kMaxMessageBytes = 8 << 20;
 inline constexpr absl::Duration kMaxReceiveWait = absl::Seconds(60);
 inline constexpr int kMaxWaitingReceives = 256;
 
-class SandboxServiceImpl final : public v1::SandboxService::CallbackService {
+// The callback service with WatchEvents raw: its responses are assembled from event bytes
+// serialized once per sandbox (event_stream.h), not re-serialized per subscriber.
+using SandboxServiceBase = v1::SandboxService::WithCallbackMethod_CreateSandbox<
+    v1::SandboxService::WithCallbackMethod_GetSandbox<v1::SandboxService::WithCallbackMethod_ListSandboxes<
+        v1::SandboxService::WithCallbackMethod_DeleteSandbox<v1::SandboxService::WithCallbackMethod_SetImpairment<
+            v1::SandboxService::WithRawCallbackMethod_WatchEvents<
+                v1::SandboxService::WithCallbackMethod_ExportPcap<v1::SandboxService::Service>>>>>>>;
+
+class SandboxServiceImpl final : public SandboxServiceBase {
  public:
   explicit SandboxServiceImpl(Registry& registry) : registry_(registry) {}
 
@@ -34,8 +42,8 @@ class SandboxServiceImpl final : public v1::SandboxService::CallbackService {
                                           v1::DeleteSandboxResponse* resp) override;
   grpc::ServerUnaryReactor* SetImpairment(grpc::CallbackServerContext* ctx, const v1::SetImpairmentRequest* req,
                                           v1::SetImpairmentResponse* resp) override;
-  grpc::ServerWriteReactor<v1::WatchEventsResponse>* WatchEvents(grpc::CallbackServerContext* ctx,
-                                                                  const v1::WatchEventsRequest* req) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchEvents(grpc::CallbackServerContext* ctx,
+                                                          const grpc::ByteBuffer* req) override;
   grpc::ServerWriteReactor<v1::PcapChunk>* ExportPcap(grpc::CallbackServerContext* ctx,
                                                        const v1::ExportPcapRequest* req) override;
 

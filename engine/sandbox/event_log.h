@@ -50,6 +50,7 @@ class EventLog {
   ReadResult WaitAndRead(uint64_t from, size_t max, absl::Time deadline) const ABSL_LOCKS_EXCLUDED(mu_);
 
   uint64_t last_seq() const ABSL_LOCKS_EXCLUDED(mu_);
+  size_t capacity() const { return capacity_; }
   void Close() ABSL_LOCKS_EXCLUDED(mu_);  // wakes every waiter; nothing more will come
   bool closed() const ABSL_LOCKS_EXCLUDED(mu_);
 

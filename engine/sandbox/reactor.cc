@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -104,6 +105,11 @@ void Reactor::Run(const Netns* netns, absl::Status* start_status, absl::Notifica
   loop_thread_id_ = std::this_thread::get_id();
   // The kernel allows 15 octets and a NUL; the name shows in top -H and gdb.
   pthread_setname_np(pthread_self(), name_.substr(0, 15).c_str());
+  // The datapath before its observers: a reactor runs at a higher priority (lower nice) than
+  // the threads that stream its events, so that on a busy machine subscribers fall behind
+  // and get Gap events rather than slowing the TCP traffic they watch. Needs CAP_SYS_NICE
+  // (root has it); without it the reactor runs at the default priority.
+  (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kReactorNice);
   if (netns != nullptr) *start_status = netns->EnterOnThisThread();
   const bool ok = start_status->ok();
   started->Notify();  // start_status and `started` die with Start's frame after this

@@ -37,6 +37,9 @@
 
 namespace tcplab::sandbox {
 
+// The nice value of reactor threads when the process may raise priority (reactor.cc).
+inline constexpr int kReactorNice = -10;
+
 class Reactor {
  public:
   // Starts the thread, named `name` (cut to 15 octets), which first enters `netns` if it is

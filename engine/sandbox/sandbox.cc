@@ -160,7 +160,17 @@ void Sandbox::OnEngineOutput(std::span<const uint8_t> datagram) {
 void Sandbox::Pump() {
   if (pumping_) return;
   pumping_ = true;
+  // Engine-to-engine traffic (loopback) with an application that keeps reading and writing
+  // never settles. After this many turns the pump yields and continues as a posted task, so
+  // user calls queued on the reactor (GetConnection, Send...) are not starved meanwhile.
+  constexpr int kMaxTurns = 8;
+  int turns = 0;
+  bool yielded = false;
   for (bool progress = true; progress;) {
+    if (++turns > kMaxTurns) {
+      yielded = true;
+      break;
+    }
     progress = false;
     Instant now = reactor_->Now();
     to_engine_.Poll(now, [&](std::span<const uint8_t> d) {
@@ -207,6 +217,15 @@ void Sandbox::Pump() {
   if (kernel_ && (observe_kernel_ || kernel_->NeedsPolling())) {
     observe_kernel_ = false;
     kernel_->Observe();
+  }
+  // One continuation at a time: timers and user calls pump too, and each would otherwise
+  // queue another, until user calls waited behind a growing line of pumps.
+  if (yielded && !pump_posted_) {
+    pump_posted_ = true;
+    reactor_->Post([this] {
+      pump_posted_ = false;
+      Pump();
+    });
   }
   Rearm();
 }

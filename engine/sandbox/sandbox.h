@@ -160,6 +160,7 @@ class Sandbox {
   std::vector<tcp::ConnId> engine_listeners_;
   LocalApp local_app_;
   bool pumping_ = false;
+  bool pump_posted_ = false;  // a Pump continuation is queued on the reactor
   bool observe_kernel_ = false;
   SandboxCounters counters_;
   std::atomic<tcp::ConnId> next_id_{1};
