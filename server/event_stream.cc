@@ -105,7 +105,10 @@ class EventSubscriber : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     }
     const sandbox::EventLog& log = hub_->log();
     if (!eager && follow_ && !log.closed() && log.last_seq() + 1 < next_ + EventHub::kMaxBatch) {
-      return Action::kNone;  // less than a full batch: the hub's next kick sends it
+      // Less than a full batch: the hub's next kick sends it, within 10 ms even if the log
+      // does not grow again.
+      if (log.last_seq() >= next_) hub_->deferred_.store(true, std::memory_order_release);
+      return Action::kNone;
     }
     const bool done_reading = !follow_ && (stop_after_ == 0 || next_ > stop_after_);
     if (!done_reading) {
@@ -297,12 +300,15 @@ void EventHub::Run(std::shared_ptr<EventHub> self) {
   sandbox::EventLog& log = *self->log_;
   uint64_t seen = log.last_seq();
   while (!self->Finished()) {
-    // Wakes when the log grows or is closed; the timeout only bounds how long an exit waits.
-    sandbox::EventLog::ReadResult r = log.WaitAndRead(seen + 1, 0, absl::Now() + absl::Milliseconds(200));
+    // Wakes when the log grows or is closed, or in 10 ms when a subscriber left a partial
+    // batch for the next kick; otherwise the timeout only bounds how long an exit waits.
+    const bool deferred = self->deferred_.load(std::memory_order_acquire);
+    sandbox::EventLog::ReadResult r =
+        log.WaitAndRead(seen + 1, 0, absl::Now() + absl::Milliseconds(deferred ? 10 : 50));
     bool grew = r.next - 1 > seen;
     seen = r.next - 1;
     const bool closed = log.closed();
-    if (grew || closed) self->KickAll();
+    if (grew || closed || self->deferred_.exchange(false, std::memory_order_acq_rel)) self->KickAll();
     if (closed) {
       absl::SleepFor(absl::Milliseconds(20));  // the remaining streams finish on their own
     } else if (grew) {

@@ -28,6 +28,7 @@
 // (StartWrite, Finish), which may run reactions inline.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -93,6 +94,8 @@ class EventHub {
   void Fill(const std::vector<sandbox::Event>& events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(cache_mu_);
 
   const std::shared_ptr<sandbox::EventLog> log_;
+  // A subscriber left events for the next kick (EventSubscriber::Next, not eager).
+  std::atomic<bool> deferred_{false};
 
   mutable absl::Mutex mu_;
   std::vector<EventSubscriber*> subs_ ABSL_GUARDED_BY(mu_);

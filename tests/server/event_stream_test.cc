@@ -209,6 +209,37 @@ TEST_F(EventStreamTest, LiveEventsArriveAndDeletionEndsTheStream) {
   EXPECT_THAT(r->Finish(), HasStatus(grpc::NOT_FOUND, "sandbox live was deleted"));
 }
 
+// A burst of more than one response's worth of events, then silence: a live watcher that
+// starts reading only afterwards (so its writes were outstanding when the burst ended) gets
+// all of it, the tail that is less than a full batch too, without waiting for more events.
+TEST_F(EventStreamTest, LiveWatcherGetsTheWholeBurst) {
+  ASSERT_THAT(Create("burst"), IsOk());
+  grpc::ClientContext ctx;
+  // Only if the watcher is stuck does the deadline end the stream: the test then fails below.
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  v1::WatchEventsRequest req;
+  req.set_sandbox("burst");
+  auto r = Watch(&ctx, req);
+  auto [client, server] = EnginePair("burst", 80);
+  ASSERT_NE(server, 0u);
+  EXPECT_EQ(Transfer("burst", client, server, std::string(3'000'000, 'b')).size(), 3'000'000u);
+  // Let timers settle (delayed ACKs), then note the last event.
+  absl::SleepFor(absl::Milliseconds(300));
+  const uint64_t last = Events("burst", 0).back().sequence();
+  ASSERT_GT(last, 2 * EventHub::kMaxBatch);
+  uint64_t seen = 0;
+  v1::WatchEventsResponse resp;
+  while (seen < last && r->Read(&resp)) {
+    for (const v1::Event& e : resp.events()) {
+      EXPECT_FALSE(e.has_gap());
+      seen = std::max(seen, e.sequence());
+    }
+  }
+  EXPECT_GE(seen, last);
+  ctx.TryCancel();
+  r->Finish();
+}
+
 int64_t RssKiB() {
   std::ifstream f("/proc/self/status");
   std::string line;
