@@ -33,6 +33,7 @@
 #include "engine/sandbox/reactor.h"
 #include "server/server.h"
 #include "tests/bench/tun/kernel_load.h"
+#include "tests/bench/tun/source_app.h"
 #include "tcplab/v1/connection.grpc.pb.h"
 #include "tcplab/v1/sandbox.grpc.pb.h"
 
@@ -44,34 +45,6 @@ using server::Server;
 
 constexpr uint16_t kPort = 5001;
 constexpr wire::Ipv4 kKernelAddr = wire::Ipv4::Of(198, 18, 0, 1);
-
-// The engine's side of the TUN transfer: connect to the kernel's sink and write as fast as
-// the send buffer empties.
-sandbox::Sandbox::LocalApp Source(std::atomic<uint64_t>* client_id) {
-  struct State {
-    tcp::ConnId id = 0;
-    std::vector<uint8_t> chunk = std::vector<uint8_t>(64 * 1024, 'e');
-  };
-  auto st = std::make_shared<State>();
-  return [st, client_id](stack::Stack& e, Instant now) {
-    if (st->id == 0) {
-      auto id = e.Connect({sandbox::Sandbox::kEngineAddr, 0}, {kKernelAddr, kPort}, now);
-      if (!id.ok()) return false;
-      st->id = *id;
-      *client_id = *id;
-      return true;
-    }
-    const tcp::Tcb* tcb = e.Find(st->id);
-    if (!tcb || tcb->state() != tcp::TcpState::kEstablished) return false;
-    bool did = false;
-    while (tcb->send_space() > 0) {
-      auto n = e.Send(st->id, st->chunk, now);
-      if (!n.ok() || *n == 0) break;
-      did = true;
-    }
-    return did;
-  };
-}
 
 // Source and sink in one local application: connect to our own listener, write as fast as
 // the window allows, read everything on the accepted side.
@@ -206,7 +179,7 @@ Row RunRow(Server& srv, int subs, double seconds, bool tun) {
       std::fprintf(stderr, "fanout_bench: kernel sink: %s\n", std::string(s.message()).c_str());
       std::exit(1);
     }
-    sb.SetLocalApp(Source(&client));
+    sb.SetLocalApp(SourceApp(kPort, &client));
   } else {
     sb.SetLocalApp(Transfer(&octets, &client));
   }

@@ -48,12 +48,14 @@
 #include "engine/sandbox/sandbox.h"
 #include "tests/bench/tun/forwarder.h"
 #include "tests/bench/tun/kernel_load.h"
+#include "tests/bench/tun/source_app.h"
 #include "tests/bench/tun/lwip_peer.h"
 
 namespace {
 
 using namespace tcplab;
 using bench::KernelLoad;
+using bench::SourceApp;
 using bench::LwipPeer;
 using bench::TunForwarder;
 using Clock = std::chrono::steady_clock;
@@ -265,32 +267,6 @@ sandbox::Sandbox::LocalApp SinkApp(uint16_t port, std::atomic<uint64_t>* octets)
         continue;
       }
       ++i;
-    }
-    return did;
-  };
-}
-
-// Connects to the kernel's `port` and writes as fast as the send buffer empties.
-sandbox::Sandbox::LocalApp SourceApp(uint16_t port) {
-  struct State {
-    tcp::ConnId id = 0;
-    std::vector<uint8_t> chunk = std::vector<uint8_t>(64 * 1024, 'e');
-  };
-  auto st = std::make_shared<State>();
-  return [st, port](stack::Stack& e, Instant now) {
-    if (st->id == 0) {
-      auto id = e.Connect({sandbox::Sandbox::kEngineAddr, 0}, {kKernelAddr, port}, now);
-      if (!id.ok()) return false;
-      st->id = *id;
-      return true;
-    }
-    const tcp::Tcb* tcb = e.Find(st->id);
-    if (!tcb || tcb->state() != tcp::TcpState::kEstablished) return false;
-    bool did = false;
-    while (tcb->send_space() > 0) {
-      auto n = e.Send(st->id, st->chunk, now);
-      if (!n.ok() || *n == 0) break;
-      did = true;
     }
     return did;
   };
