@@ -230,6 +230,52 @@ TEST_F(SandboxServiceTest, HealthIsServing) {
   EXPECT_EQ(resp, std::string("\x08\x01", 2));
 }
 
+// grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo (a bidi stream) with the
+// hand-encoded request ServerReflectionRequest{list_services: ""} (field 7, empty string:
+// 3a 00). The response lists the services by name.
+std::string ReflectionListServices(const std::shared_ptr<grpc::Channel>& ch) {
+  grpc::GenericStub stub(ch);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  grpc::CompletionQueue cq;
+  auto call = stub.PrepareCall(&ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+  void* tag;
+  bool ok;
+  auto step = [&](intptr_t want) {
+    EXPECT_TRUE(cq.Next(&tag, &ok));
+    EXPECT_EQ(reinterpret_cast<intptr_t>(tag), want);
+    return ok;
+  };
+  call->StartCall(reinterpret_cast<void*>(1));
+  if (!step(1)) return "";
+  grpc::Slice req("\x3a\x00", 2);
+  grpc::ByteBuffer req_buf(&req, 1);
+  call->Write(req_buf, reinterpret_cast<void*>(2));
+  if (!step(2)) return "";
+  grpc::ByteBuffer resp;
+  call->Read(&resp, reinterpret_cast<void*>(3));
+  std::string out;
+  if (step(3)) {
+    std::vector<grpc::Slice> slices;
+    (void)resp.Dump(&slices);
+    for (const auto& sl : slices) out.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+  }
+  call->WritesDone(reinterpret_cast<void*>(4));
+  step(4);
+  grpc::Status st;
+  call->Finish(&st, reinterpret_cast<void*>(5));
+  step(5);
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  return out;
+}
+
+TEST_F(SandboxServiceTest, ReflectionListsTheServices) {
+  std::string resp = ReflectionListServices(channel_);
+  EXPECT_THAT(resp, HasSubstr("tcplab.v1.SandboxService"));
+  EXPECT_THAT(resp, HasSubstr("tcplab.v1.ConnectionService"));
+  EXPECT_THAT(resp, HasSubstr("grpc.health.v1.Health"));
+}
+
 TEST_F(SandboxServiceTest, ShutdownEndsStreamsWithUnavailableAndRemovesSandboxes) {
   ASSERT_THAT(Create("sd"), IsOk());
   grpc::ClientContext ctx;
