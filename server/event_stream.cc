@@ -34,8 +34,9 @@ grpc::Status ToGrpcStatus(const absl::Status& s) {
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
 }
 
-absl::Mutex threads_mu;
-int threads_running ABSL_GUARDED_BY(threads_mu) = 0;
+// Never destroyed: detached hub threads may still unlock it while the process exits.
+absl::Mutex& threads_mu = *new absl::Mutex;
+int threads_running = 0;  // guarded by threads_mu
 
 }  // namespace
 

@@ -68,14 +68,15 @@ absl::StatusOr<sandbox::SandboxConfig> Registry::ConfigFor(const std::string& na
   if (in.has_msl()) {
     absl::StatusOr<Duration> d = FromProto(in.msl(), "options.msl");
     if (!d.ok()) return d.status();
-    if (*d <= Duration{0}) return absl::InvalidArgumentError("options.msl must be positive");
+    if (*d <= Duration{0}) return absl::InvalidArgumentError("options.msl must be positive, got 0");
     tcp.msl = *d;
   }
   if (in.has_min_rto()) {
     absl::StatusOr<Duration> d = FromProto(in.min_rto(), "options.min_rto");
     if (!d.ok()) return d.status();
     if (*d < std::chrono::milliseconds(1) || *d > tcp.max_rto) {
-      return absl::InvalidArgumentError(absl::StrCat("options.min_rto must be 1ms..", ToMillis(tcp.max_rto) / 1000, "s"));
+      return absl::InvalidArgumentError(absl::StrCat("options.min_rto must be 1ms..", ToMillis(tcp.max_rto) / 1000,
+                                                     "s, got ", d->count(), "ns"));
     }
     tcp.min_rto = *d;
   }
@@ -170,6 +171,7 @@ absl::StatusOr<std::shared_ptr<SandboxEntry>> Registry::Create(const v1::CreateS
 absl::StatusOr<std::shared_ptr<SandboxEntry>> Registry::Get(const std::string& name, absl::string_view field) const {
   if (name.empty()) return absl::InvalidArgumentError(absl::StrCat(std::string(field), " is required"));
   absl::MutexLock l(&mu_);
+  if (shut_down_) return absl::UnavailableError("server shutting down");
   auto it = entries_.find(name);
   if (it == entries_.end()) {
     if (absl::Status s = ValidateName(name, field); !s.ok()) return s;

@@ -86,8 +86,8 @@ void Server::Shutdown(absl::Duration grace) {
     grpc_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
     grpc_->Wait();
   }
+  grpc_.reset();                // before the services it serves
   connection_service_.reset();  // waits for Receives still waiting
-  grpc_.reset();
   registry_.reset();
   // Every stream is done, so every hub's thread ends within a turn of its loop.
   EventHub::WaitForAllThreads(absl::Seconds(5));

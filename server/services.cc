@@ -160,6 +160,10 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* SandboxServiceImpl::WatchEvents(grpc
       s = absl::InvalidArgumentError(absl::StrCat("kinds: unknown event kind ", k));
     }
   }
+  if (s.ok() && req.from_sequence() > (*e)->hub->log().last_seq() + 1) {
+    s = absl::OutOfRangeError(absl::StrCat("from_sequence ", req.from_sequence(), " is beyond the next event, ",
+                                           (*e)->hub->log().last_seq() + 1));
+  }
   if (!s.ok()) return new FailedWriter<grpc::ByteBuffer>(s);
   return EventHub::Watch((*e)->hub, req);
 }
@@ -247,14 +251,16 @@ grpc::ServerUnaryReactor* ConnectionServiceImpl::Receive(grpc::CallbackServerCon
     }
     TCPLAB_ASSIGN_OR_RETURN(Duration w, FromProto(req->wait(), "wait"));
     wait = absl::FromChrono(w);
-    if (wait > kMaxReceiveWait) return absl::InvalidArgumentError("wait must be at most 60s");
+    if (wait > kMaxReceiveWait) {
+      return absl::InvalidArgumentError(absl::StrCat("wait must be at most 60s, got ", absl::FormatDuration(wait)));
+    }
     return r;
   }();
   if (!ref.ok()) return FinishUnary(ctx, ref.status());
 
   // One attempt; true when the call is answered (data, end of stream, or an error).
-  auto attempt = [resp, max, entry = ref->entry, id = ref->info.id](absl::Status* s) {
-    absl::StatusOr<sandbox::Sandbox::Received> got = entry->sandbox->Recv(id, max);
+  auto attempt = [resp, max](SandboxEntry& entry, tcp::ConnId id, absl::Status* s) {
+    absl::StatusOr<sandbox::Sandbox::Received> got = entry.sandbox->Recv(id, max);
     if (!got.ok()) {
       *s = got.status();
       return true;
@@ -265,7 +271,7 @@ grpc::ServerUnaryReactor* ConnectionServiceImpl::Receive(grpc::CallbackServerCon
     return !resp->data().empty() || resp->eof();
   };
   absl::Status s;
-  if (attempt(&s) || wait <= absl::ZeroDuration()) return FinishUnary(ctx, s);
+  if (attempt(*ref->entry, ref->info.id, &s) || wait <= absl::ZeroDuration()) return FinishUnary(ctx, s);
 
   // Nothing yet: wait off the gRPC threads, polling the connection with a growing interval.
   {
@@ -277,23 +283,40 @@ grpc::ServerUnaryReactor* ConnectionServiceImpl::Receive(grpc::CallbackServerCon
     ++waiting_receives_;
   }
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  std::thread([this, ctx, reactor, attempt, deadline = absl::Now() + wait] {
+  auto wait_for_data = [this, ctx, reactor, attempt, entry = ref->entry, id = ref->info.id,
+                        deadline = absl::Now() + wait]() mutable {
     absl::Status st;
     absl::Duration nap = absl::Milliseconds(1);
-    while (!attempt(&st)) {
+    while (true) {
+      // Checked before each attempt: data read for a client that has gone would be lost.
       if (ctx->IsCancelled()) {
         st = absl::CancelledError("receive cancelled");
         break;
       }
+      if (entry->hub->log().closed()) {
+        st = absl::NotFoundError(absl::StrCat("sandbox ", entry->name, " was deleted"));
+        break;
+      }
+      if (attempt(*entry, id, &st)) break;
       if (absl::Now() >= deadline) break;  // no data within `wait`: an empty answer
       absl::SleepFor(std::min(nap, deadline - absl::Now()));
       nap = std::min(nap * 2, absl::Milliseconds(20));
     }
+    entry.reset();  // a deleted sandbox goes now, not when this thread's lambda dies
     if (std::string e = ErrnoOf(st); !e.empty()) ctx->AddTrailingMetadata(kErrnoMetadataKey, e);
     reactor->Finish(ToGrpc(st));
     absl::MutexLock l(&mu_);
     --waiting_receives_;
-  }).detach();
+  };
+  try {
+    std::thread(std::move(wait_for_data)).detach();
+  } catch (const std::system_error& e) {
+    {
+      absl::MutexLock l(&mu_);
+      --waiting_receives_;
+    }
+    reactor->Finish(ToGrpc(absl::ResourceExhaustedError(absl::StrCat("cannot start a waiting receive: ", e.what()))));
+  }
   return reactor;
 }
 

@@ -44,7 +44,8 @@ class EventLog {
     uint64_t missed = 0;  // events between `from` and the first one returned that are gone
     uint64_t next = 0;    // the sequence number to read from next time
   };
-  // Up to `max` events with seq >= from (from 0 or 1 means "from the oldest retained").
+  // Up to `max` events with seq >= from (from 0 means "from the oldest retained", and then
+  // nothing counts as missed; from 1 counts every event that is gone as missed).
   ReadResult Read(uint64_t from, size_t max) const ABSL_LOCKS_EXCLUDED(mu_);
   // Like Read, but waits until there is something at or after `from`, or until `deadline`.
   ReadResult WaitAndRead(uint64_t from, size_t max, absl::Time deadline) const ABSL_LOCKS_EXCLUDED(mu_);

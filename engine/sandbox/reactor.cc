@@ -108,7 +108,7 @@ void Reactor::Run(const Netns* netns, absl::Status* start_status, absl::Notifica
   // The datapath before its observers: a reactor runs at a higher priority (lower nice) than
   // the threads that stream its events, so that on a busy machine subscribers fall behind
   // and get Gap events rather than slowing the TCP traffic they watch. Needs CAP_SYS_NICE
-  // (root has it); without it the reactor runs at the default priority.
+  // (root has it); without it the reactor keeps the nice value of the thread that made it.
   (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kReactorNice);
   if (netns != nullptr) *start_status = netns->EnterOnThisThread();
   const bool ok = start_status->ok();

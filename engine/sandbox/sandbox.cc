@@ -158,7 +158,8 @@ void Sandbox::OnEngineOutput(std::span<const uint8_t> datagram) {
 // Moves datagrams until nothing more is due: impairers to the engine and to the TUN, the
 // engine's loopback, the engine's timers. Never re-entered: the engine's output only queues.
 void Sandbox::Pump() {
-  if (pumping_) return;
+  // A continuation posted before the destructor's clean-up may run after it: nothing to do.
+  if (pumping_ || !engine_) return;
   pumping_ = true;
   // Engine-to-engine traffic (loopback) with an application that keeps reading and writing
   // never settles. After this many turns the pump yields and continues as a posted task, so
@@ -315,6 +316,10 @@ absl::StatusOr<Sandbox::Received> Sandbox::Recv(tcp::ConnId id, size_t max) {
     absl::StatusOr<StackKind> kind = KindOf(id);
     if (!kind.ok()) return kind.status();
     Received r;
+    if (*kind == StackKind::kEngine) {
+      // No more than what is there: callers poll with large maxima while they wait.
+      if (const tcp::Tcb* tcb = engine_->Find(id)) max = std::min(max, std::max<size_t>(tcb->readable(), 1));
+    }
     r.data.resize(max);
     std::span<uint8_t> out(reinterpret_cast<uint8_t*>(r.data.data()), r.data.size());
     absl::StatusOr<size_t> n;

@@ -231,6 +231,43 @@ TEST_F(ConnectionServiceTest, GetConnectionReturnsTheTcb) {
   EXPECT_EQ(s.engine().iss(), t.irs());
 }
 
+// A Receive waiting for data ends with NOT_FOUND when its sandbox is deleted, rather than
+// keeping the deleted sandbox alive until its wait runs out.
+TEST_F(ConnectionServiceTest, WaitingReceiveEndsWhenTheSandboxIsDeleted) {
+  auto [client, server] = EnginePair("lab", 80);
+  ASSERT_NE(server, 0u);
+  std::thread deleter([&] {
+    absl::SleepFor(absl::Milliseconds(200));
+    grpc::ClientContext ctx;
+    v1::DeleteSandboxRequest del;
+    del.set_name("lab");
+    v1::DeleteSandboxResponse dr;
+    EXPECT_THAT(sandboxes_->DeleteSandbox(&ctx, del, &dr), IsOk());
+  });
+  v1::ReceiveResponse r;
+  EXPECT_THAT(Receive("lab", server, &r, 0, 30'000), HasStatus(grpc::NOT_FOUND, "sandbox lab was deleted"));
+  deleter.join();
+}
+
+// Deleting a sandbox whose datapath never settles (a local application that always has
+// more to do, so every pump yields and posts a continuation) must not run a continuation
+// after the engine is gone.
+TEST_F(ConnectionServiceTest, DeletingABusySandboxIsSafe) {
+  for (int i = 0; i < 20; ++i) {
+    const std::string name = absl::StrCat("busy", i);
+    ASSERT_THAT(Create(name), IsOk());
+    absl::StatusOr<std::shared_ptr<SandboxEntry>> e = server_->registry().Get(name);
+    ASSERT_TRUE(e.ok());
+    (*e)->sandbox->SetLocalApp([](stack::Stack&, Instant) { return true; });
+    e->reset();
+    grpc::ClientContext ctx;
+    v1::DeleteSandboxRequest del;
+    del.set_name(name);
+    v1::DeleteSandboxResponse dr;
+    ASSERT_THAT(sandboxes_->DeleteSandbox(&ctx, del, &dr), IsOk());
+  }
+}
+
 class KernelConnectionTest : public ServerTest {
  protected:
   SandboxDefaults Defaults() override {

@@ -126,6 +126,15 @@ TEST_F(EventStreamTest, BadRequestsEndTheStreamWithAClearError) {
     grpc::ClientContext ctx;
     v1::WatchEventsRequest req;
     req.set_sandbox("lab");
+    req.set_from_sequence(1000);
+    auto r = Watch(&ctx, req);
+    EXPECT_FALSE(r->Read(&resp));
+    EXPECT_THAT(r->Finish(), HasStatus(grpc::OUT_OF_RANGE, "from_sequence 1000 is beyond the next event, 1"));
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::WatchEventsRequest req;
+    req.set_sandbox("lab");
     req.add_kinds(static_cast<v1::EventKind>(17));
     auto r = Watch(&ctx, req);
     EXPECT_FALSE(r->Read(&resp));

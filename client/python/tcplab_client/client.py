@@ -273,7 +273,7 @@ class Client:
         """Yields the sandbox's events one by one, in order, from ``from_sequence`` on.
 
         Args:
-            from_sequence: 0 or 1: the oldest retained; last seen + 1 to resume.
+            from_sequence: 0: the oldest retained; N: event N (a Gap first if it is gone); last seen + 1 to resume.
             connection: only this connection's events.
             kinds: only these kinds: ``"segment"``, ``"state"``, ``"timer"``, ``"app"``.
             follow: ``True``: go on with live events until the iterator is closed (or the
