@@ -203,9 +203,12 @@ void EventHub::Fill(const std::vector<sandbox::Event>& events) {
 }
 
 EventHub::Batch EventHub::Collect(uint64_t from, uint64_t last, const Filter& wanted) {
-  absl::MutexLock l(&cache_mu_);
-  if (cache_.size() != log_->capacity()) cache_.resize(log_->capacity());
-  const size_t cap = cache_.size();
+  size_t cap;
+  {
+    absl::MutexLock l(&cache_mu_);
+    if (cache_.size() != log_->capacity()) cache_.resize(log_->capacity());
+    cap = cache_.size();
+  }
   Batch b;
   const uint64_t newest = log_->last_seq();
   if (last == 0 || last > newest) last = newest;
@@ -214,27 +217,38 @@ EventHub::Batch EventHub::Collect(uint64_t from, uint64_t last, const Filter& wa
   size_t taken = 0;
   uint64_t after_gap = 0;
   while (s <= last && taken < kMaxBatch) {
-    const Slot& slot = cache_[s % cap];
-    if (slot.seq != s) {
-      // Not converted yet (or overwritten in the cache): convert a run from the log. What
-      // the log no longer has is a gap, reported once, before the events that follow it;
-      // from 0 means "from the oldest retained" and is no gap.
-      sandbox::EventLog::ReadResult r = log_->Read(s, kMaxBatch);
-      if (r.missed > 0) {
-        if (taken > 0) break;  // end this batch; the next one starts with the gap
-        if (from != 0) b.missed += r.missed;
-        s += r.missed;
-        after_gap = s;
+    // Copy what is converted under a reader lock: subscribers copy side by side, and only
+    // the one that finds an event not converted yet takes the lock alone to convert it.
+    bool miss = false;
+    {
+      absl::ReaderMutexLock l(&cache_mu_);
+      for (; s <= last && taken < kMaxBatch; ++s) {
+        const Slot& slot = cache_[s % cap];
+        if (slot.seq != s) {
+          miss = true;
+          break;
+        }
+        if (wanted(slot.conn, slot.kind)) {
+          events += slot.bytes;
+          ++taken;
+        }
       }
-      if (r.events.empty()) break;
-      Fill(r.events);
-      continue;
     }
-    if (wanted(slot.conn, slot.kind)) {
-      events += slot.bytes;
-      ++taken;
+    if (!miss) break;
+    absl::MutexLock l(&cache_mu_);
+    if (cache_[s % cap].seq == s) continue;  // another subscriber converted it meanwhile
+    // Not converted yet (or overwritten in the cache): convert a run from the log. What the
+    // log no longer has is a gap, reported once, before the events that follow it; from 0
+    // means "from the oldest retained" and is no gap.
+    sandbox::EventLog::ReadResult r = log_->Read(s, kMaxBatch);
+    if (r.missed > 0) {
+      if (taken > 0) break;  // end this batch; the next one starts with the gap
+      if (from != 0) b.missed += r.missed;
+      s += r.missed;
+      after_gap = s;
     }
-    ++s;
+    if (r.events.empty()) break;
+    Fill(r.events);
   }
   if (b.missed > 0) {
     v1::Event gap;
