@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/convert.h"
+#include "server/status.h"
 
 namespace tcplab::server {
 
@@ -27,11 +28,6 @@ void AppendEntry(std::string* out, const v1::Event& ev) {
   out->push_back(kEventsTag);
   AppendVarint(out, ev.ByteSizeLong());
   ev.AppendToString(out);
-}
-
-grpc::Status ToGrpcStatus(const absl::Status& s) {
-  if (s.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
 }
 
 // Never destroyed: detached hub threads may still unlock it while the process exits.
@@ -131,7 +127,7 @@ class EventSubscriber : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
       return Action::kFinish;
     }
     if (hub_->log().closed() && next_ > hub_->log().last_seq()) {
-      finish_status_ = ToGrpcStatus(hub_->close_status());
+      finish_status_ = ToGrpc(hub_->close_status());
       finishing_ = true;
       return Action::kFinish;
     }
