@@ -18,7 +18,7 @@ void FillSandbox(SandboxEntry& e, v1::Sandbox* out) {
   out->set_netns(e.sandbox->netns_name());
   out->mutable_kernel_address()->set_ip(wire::Ipv4::Of(198, 18, 0, 1).ToString());
   out->mutable_engine_address()->set_ip(sandbox::Sandbox::kEngineAddr.ToString());
-  out->set_connections(static_cast<uint32_t>(e.sandbox->List().size()));
+  out->set_connections(static_cast<uint32_t>(e.sandbox->Ids().size()));  // not List(): a call per connection
   sandbox::SandboxCounters c = e.sandbox->counters();
   v1::SandboxCounters* pc = out->mutable_counters();
   pc->set_tun_datagrams_in(c.tun_datagrams_in);

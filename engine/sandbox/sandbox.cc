@@ -402,8 +402,8 @@ absl::StatusOr<ConnInfo> Sandbox::Get(tcp::ConnId id) {
   });
 }
 
-std::vector<ConnInfo> Sandbox::List() {
-  std::vector<tcp::ConnId> ids = reactor_->Call([&] {
+std::vector<tcp::ConnId> Sandbox::Ids() {
+  return reactor_->Call([&] {
     std::vector<tcp::ConnId> out = engine_->Ids();
     if (kernel_) {
       auto k = kernel_->Ids();
@@ -412,6 +412,10 @@ std::vector<ConnInfo> Sandbox::List() {
     std::sort(out.begin(), out.end());
     return out;
   });
+}
+
+std::vector<ConnInfo> Sandbox::List() {
+  std::vector<tcp::ConnId> ids = Ids();
   std::vector<ConnInfo> infos;
   for (tcp::ConnId id : ids) {
     if (auto info = Get(id); info.ok()) infos.push_back(*std::move(info));

@@ -102,6 +102,7 @@ class Sandbox {
   absl::Status Abort(tcp::ConnId id);
   absl::StatusOr<ConnInfo> Get(tcp::ConnId id);
   std::vector<ConnInfo> List();
+  std::vector<tcp::ConnId> Ids();  // of both stacks, in one call to the reactor
   absl::Status SetImpairment(Direction dir, const link::Impairment& imp);
   SandboxCounters counters();
   // The packet capture so far as a pcap file (raw IPv4, nanosecond timestamps in wall time):
