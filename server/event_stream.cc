@@ -30,6 +30,9 @@ void AppendEntry(std::string* out, const v1::Event& ev) {
   ev.AppendToString(out);
 }
 
+// Events copied out of the log per acquisition of its lock.
+constexpr size_t kConvertRun = 128;
+
 // Never destroyed: detached hub threads may still unlock it while the process exits.
 absl::Mutex& threads_mu = *new absl::Mutex;
 int threads_running = 0;  // guarded by threads_mu
@@ -236,7 +239,8 @@ EventHub::Batch EventHub::Collect(uint64_t from, uint64_t last, const Filter& wa
     // Not converted yet (or overwritten in the cache): convert a run from the log. What the
     // log no longer has is a gap, reported once, before the events that follow it; from 0
     // means "from the oldest retained" and is no gap.
-    sandbox::EventLog::ReadResult r = log_->Read(s, kMaxBatch);
+    // In runs of kConvertRun: the log's lock is the reactor's too, so hold it briefly.
+    sandbox::EventLog::ReadResult r = log_->Read(s, kConvertRun);
     if (r.missed > 0) {
       if (taken > 0) break;  // end this batch; the next one starts with the gap
       if (from != 0) b.missed += r.missed;

@@ -16,6 +16,7 @@ void EventLog::Append(Event ev) {
     ring_[oldest_] = std::move(ev);
     oldest_ = (oldest_ + 1) % capacity_;
   }
+  last_seq_.store(next_seq_ - 1, std::memory_order_release);
   cv_.SignalAll();
 }
 
@@ -45,26 +46,16 @@ EventLog::ReadResult EventLog::Read(uint64_t from, size_t max) const {
 
 EventLog::ReadResult EventLog::WaitAndRead(uint64_t from, size_t max, absl::Time deadline) const {
   absl::MutexLock lock(&mu_);
-  while (!closed_ && next_seq_ <= std::max<uint64_t>(from, 1)) {
+  while (!closed_.load(std::memory_order_relaxed) && next_seq_ <= std::max<uint64_t>(from, 1)) {
     if (cv_.WaitWithDeadline(&mu_, deadline)) break;  // timed out
   }
   return ReadLocked(from, max);
 }
 
-uint64_t EventLog::last_seq() const {
-  absl::MutexLock lock(&mu_);
-  return next_seq_ - 1;
-}
-
 void EventLog::Close() {
   absl::MutexLock lock(&mu_);
-  closed_ = true;
+  closed_.store(true, std::memory_order_release);
   cv_.SignalAll();
-}
-
-bool EventLog::closed() const {
-  absl::MutexLock lock(&mu_);
-  return closed_;
 }
 
 }  // namespace tcplab::sandbox

@@ -4,6 +4,7 @@
 // oldest retained one. Readers may wait for new events.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <variant>
@@ -50,10 +51,11 @@ class EventLog {
   // Like Read, but waits until there is something at or after `from`, or until `deadline`.
   ReadResult WaitAndRead(uint64_t from, size_t max, absl::Time deadline) const ABSL_LOCKS_EXCLUDED(mu_);
 
-  uint64_t last_seq() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Lock-free: every subscriber asks these often, and the reactor appends under mu_.
+  uint64_t last_seq() const { return last_seq_.load(std::memory_order_acquire); }
   size_t capacity() const { return capacity_; }
   void Close() ABSL_LOCKS_EXCLUDED(mu_);  // wakes every waiter; nothing more will come
-  bool closed() const ABSL_LOCKS_EXCLUDED(mu_);
+  bool closed() const { return closed_.load(std::memory_order_acquire); }
 
  private:
   ReadResult ReadLocked(uint64_t from, size_t max) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -69,7 +71,9 @@ class EventLog {
     return ring_[(oldest_ + i) % ring_.size()];
   }
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
-  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  // Written under mu_; read without it.
+  std::atomic<uint64_t> last_seq_{0};
+  std::atomic<bool> closed_{false};
 };
 
 }  // namespace tcplab::sandbox
