@@ -171,6 +171,7 @@ class Parser {
   bool ParseOptionLine(std::vector<ScriptOption>& options);
   bool ParseOptionValue(const Token& equals, ScriptOption& option);
   bool ParseEvent(Event& event);
+  bool ParseTargets(Event& event);
   bool ParseTime(TimeSpec& time);
   bool ParseSeconds(const Token& number, int64_t& us);
   bool ParseBody(Event& event);
@@ -310,13 +311,44 @@ bool Parser::ParseEvent(Event& event) {
   if (first.kind == TokenKind::kBacktick || first.kind == TokenKind::kCodeStart) {
     return ParseBody(event);
   }
-  event.loc = first.loc;
+  if (first.Is('@') && !ParseTargets(event)) return false;
+  event.loc = lex_.Peek().loc;
   if (!ParseTime(event.time) || !ParseBody(event) || !CheckTimeFitsBody(event)) return false;
   const Token end = lex_.Peek();
   if (!end.EndsLine()) return Unexpected(end, "end of line");
   lex_.Next();
   event.text = std::string(absl::StripAsciiWhitespace(
       lex_.text().substr(first.offset, end.offset - first.offset)));
+  return true;
+}
+
+// "@kernel" or "@engine,dut" before the time: the line is for those targets only, and must
+// say why in a // comment on the line or on the line just above.
+bool Parser::ParseTargets(Event& event) {
+  const Token at = lex_.Next();
+  while (true) {
+    Token t = lex_.Next();
+    if (t.kind != TokenKind::kWord || (t.text != "engine" && t.text != "kernel" && t.text != "dut")) {
+      return Unexpected(t, "a target after '@': 'engine', 'kernel' or 'dut'");
+    }
+    event.only.emplace_back(t.text);
+    if (!lex_.Peek().Is(',')) break;
+    lex_.Next();
+  }
+  const absl::string_view text = lex_.text();
+  const size_t line_start = at.offset - (at.loc.column - 1);
+  size_t line_end = text.find('\n', at.offset);
+  if (line_end == absl::string_view::npos) line_end = text.size();
+  const bool on_line = text.substr(at.offset, line_end - at.offset).find("//") != absl::string_view::npos;
+  bool above = false;
+  if (line_start > 0) {
+    const size_t prev_start = text.rfind('\n', line_start - 2) + 1;  // npos + 1 == 0
+    above = absl::StartsWith(absl::StripLeadingAsciiWhitespace(text.substr(prev_start, line_start - prev_start)), "//");
+  }
+  if (!on_line && !above) {
+    return Fail(at.loc, "a line for some targets only must give its reason, expected a // comment on the line "
+                        "or on the line just above");
+  }
   return true;
 }
 

@@ -157,6 +157,10 @@ struct PacketEvent {
 
 struct Event {
   SourceLoc loc;  // where the event's time starts
+  // tcplab extension: "@kernel +0 > . 1:1(0) ack 1 // why": the line applies only to these
+  // targets ("engine", "kernel", "dut"); empty means every target. Where Linux differs from
+  // the RFC on purpose, a script states each side's behaviour this way, with the reason.
+  std::vector<std::string> only;
   TimeSpec time;
   std::variant<SyscallEvent, PacketEvent> body;
   std::string text;  // the source line, trimmed, for reports

@@ -997,7 +997,7 @@ bool Tcb::SendOneDataSegment(Instant now) {
     // if it empties the queue and nothing is unacknowledged (or Nagle is off), or if it is at
     // least half the largest window the peer has offered.
     bool empties_queue = len == avail;
-    bool nagle_ok = !cfg_.nagle || snd_max_ == snd_una_ || (fin_queued_ && empties_queue);
+    bool nagle_ok = !nagle_ || snd_max_ == snd_una_ || (fin_queued_ && empties_queue);
     bool big_enough = max_snd_wnd_ > 0 && len >= max_snd_wnd_ / 2;
     if (!((empties_queue && nagle_ok) || big_enough)) return false;
   }

@@ -110,6 +110,8 @@ class Tcb {
   size_t readable() const { return recv_.size(); }
   size_t send_space() const { return send_.free(); }
   const absl::Status& error() const { return error_; }
+  // TCP_NODELAY: Nagle's algorithm (RFC 9293 §3.7.4) off for this connection.
+  void set_nodelay(bool on) { nagle_ = !on; }
   bool user_closed() const { return user_closed_; }
   // The stack may forget this TCB: it is CLOSED, or went back to LISTEN.
   bool finished() const { return state_ == TcpState::kClosed || state_ == TcpState::kListen; }
@@ -201,6 +203,7 @@ class Tcb {
 
   TcpState state_ = TcpState::kClosed;
   bool passive_ = false;
+  bool nagle_ = cfg_.nagle;  // per connection: TCP_NODELAY turns it off
   bool user_closed_ = false;       // Close() called: data arriving now is answered with RST
   bool fin_queued_ = false;        // Shutdown()/Close() asked for a FIN
   bool pending_shutdown_ = false;  // Shutdown() before ESTABLISHED, applied on entering it

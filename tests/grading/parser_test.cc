@@ -1283,3 +1283,44 @@ TEST(Refused, EveryMessageNamesWhatWasExpected) {
 
 }  // namespace
 }  // namespace tcplab::grading
+
+namespace tcplab::grading {
+namespace {
+
+TEST(TargetLines, ListOfTargetsWithAReasonOnTheLine) {
+  absl::StatusOr<Script> s = ParseScript("t.pkt", "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n"
+                                                  "@kernel,dut +0 close(3) = 0  // why\n");
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_EQ(s->events.size(), 2u);
+  EXPECT_TRUE(s->events[0].only.empty());
+  EXPECT_EQ(s->events[1].only, (std::vector<std::string>{"kernel", "dut"}));
+  EXPECT_EQ(s->events[1].loc.line, 2);
+  EXPECT_EQ(s->events[1].loc.column, 13);  // the time, after the prefix
+}
+
+TEST(TargetLines, ReasonOnTheLineAbove) {
+  absl::StatusOr<Script> s = ParseScript("t.pkt", "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n"
+                                                  "  // Linux differs here because ...\n"
+                                                  "@engine +0 close(3) = 0\n");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->events[1].only, (std::vector<std::string>{"engine"}));
+}
+
+TEST(TargetLines, WithoutAReasonIsRefused) {
+  absl::StatusOr<Script> s = ParseScript("t.pkt", "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n"
+                                                  "\n"
+                                                  "@engine +0 close(3) = 0\n");
+  EXPECT_EQ(s.status().message(),
+            "t.pkt:3:1: error: a line for some targets only must give its reason, expected a // comment on the line "
+            "or on the line just above");
+}
+
+TEST(TargetLines, UnknownTargetIsRefused) {
+  absl::StatusOr<Script> s = ParseScript("t.pkt", "@bsd 0 close(3) = 0 // x\n");
+  EXPECT_EQ(s.status().message(), "t.pkt:1:2: error: expected a target after '@': 'engine', 'kernel' or 'dut', got 'bsd'");
+  s = ParseScript("t.pkt", "@kernel, 0 close(3) = 0 // x\n");
+  EXPECT_EQ(s.status().message(), "t.pkt:1:10: error: expected a target after '@': 'engine', 'kernel' or 'dut', got '0'");
+}
+
+}  // namespace
+}  // namespace tcplab::grading
