@@ -9,6 +9,8 @@ PACKAGES=(
   # libraries (DESIGN.md: gRPC, Protobuf, Abseil, libtins, GoogleTest)
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libtins-dev libpcap-dev libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
+  # grading results: SQLite in tcplabd's data directory (server/results_store.cc)
+  libsqlite3-dev
   # tests/bench/tun_bench: lwIP, the user-space TCP/IP stack the engine is measured against
   liblwip-dev
   # client/python: Debian's gRPC for Python (DESIGN.md); PyPI is not reachable

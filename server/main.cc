@@ -30,6 +30,7 @@ ABSL_FLAG(uint32_t, mtu, 1500, "default MTU of new sandboxes' TUN devices");
 ABSL_FLAG(uint32_t, event_capacity, 1 << 16, "default number of events each sandbox retains for WatchEvents");
 ABSL_FLAG(uint32_t, max_sandboxes, 64, "most sandboxes the server holds at once");
 ABSL_FLAG(std::string, data_dir, "", "where tcplabd keeps its data (default /var/lib/tcplab as root, else ~/.tcplab)");
+ABSL_FLAG(int, max_grading_runs, 2, "grading runs (GradingService.RunSuite) at a time; more are refused");
 ABSL_FLAG(std::string, ready_file, "",
           "once serving, write the bound addresses (one per line) to this file; for scripts that start "
           "tcplabd with port 0");
@@ -82,6 +83,8 @@ int main(int argc, char** argv) {
     return Fail("--event_capacity must be 16..1048576");
   }
   cfg.defaults.max_sandboxes = absl::GetFlag(FLAGS_max_sandboxes);
+  cfg.max_grading_runs = absl::GetFlag(FLAGS_max_grading_runs);
+  if (cfg.max_grading_runs < 1) return Fail("--max_grading_runs must be at least 1");
   cfg.data_dir = absl::GetFlag(FLAGS_data_dir);
   if (cfg.data_dir.empty()) {
     const char* home = std::getenv("HOME");
@@ -100,6 +103,9 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(cfg);
   if (!server.ok()) return Fail(std::string(server.status().message()));
   const std::string addrs = absl::StrJoin((*server)->addresses(), ",");
+  if (int n = (*server)->results().interrupted_at_open(); n > 0) {
+    std::fprintf(stderr, "tcplabd: %d grading run(s) of an earlier tcplabd were cut short; stored as INTERRUPTED\n", n);
+  }
   std::fprintf(stderr, "tcplabd: serving on %s; default backend %s%s; data in %s\n", addrs.c_str(), backend.c_str(),
                backend == "virtual" && !privileged ? " (no CAP_SYS_ADMIN/CAP_NET_ADMIN: run as root for tun)" : "",
                cfg.data_dir.c_str());

@@ -30,6 +30,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerConfig cfg) {
           absl::StrCat("data_dir ", s->cfg_.data_dir, ": cannot create: ", ec.message()));
     }
   }
+  if (s->cfg_.max_grading_runs < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_grading_runs: must be at least 1, got ", s->cfg_.max_grading_runs));
+  }
+  absl::StatusOr<std::unique_ptr<ResultsStore>> results =
+      ResultsStore::Open(s->cfg_.data_dir.empty() ? ":memory:" : s->cfg_.data_dir + "/results.db");
+  if (!results.ok()) return results.status();
+  s->results_ = std::move(*results);
+  s->grading_service_ = std::make_unique<GradingServiceImpl>(*s->results_, s->cfg_.max_grading_runs);
   s->registry_ = std::make_unique<Registry>(s->cfg_.defaults);
   s->sandbox_service_ = std::make_unique<SandboxServiceImpl>(*s->registry_);
   s->connection_service_ = std::make_unique<ConnectionServiceImpl>(*s->registry_);
@@ -54,6 +63,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerConfig cfg) {
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
   builder.RegisterService(s->sandbox_service_.get());
   builder.RegisterService(s->connection_service_.get());
+  builder.RegisterService(s->grading_service_.get());
   s->grpc_ = builder.BuildAndStart();
   if (!s->grpc_) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", absl::StrJoin(s->cfg_.listen, ", "),
@@ -81,6 +91,7 @@ void Server::Shutdown(absl::Duration grace) {
   shut_down_ = true;
   if (grpc_) {
     grpc_->GetHealthCheckService()->SetServingStatus(false);
+    grading_service_->Stop();  // runs end before their next line, stored INTERRUPTED
     // Streams end once they have sent what their sandbox logged, with UNAVAILABLE.
     registry_->DeleteAll(absl::UnavailableError("server shutting down"));
     grpc_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
@@ -88,6 +99,8 @@ void Server::Shutdown(absl::Duration grace) {
   }
   grpc_.reset();                // before the services it serves
   connection_service_.reset();  // waits for Receives still waiting
+  grading_service_.reset();     // waits for grading workers (each stops at its next line)
+  results_.reset();
   registry_.reset();
   // Every stream is done, so every hub's thread ends within a turn of its loop.
   EventHub::WaitForAllThreads(absl::Seconds(5));

@@ -9,7 +9,9 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+#include "server/grading_service.h"
 #include "server/registry.h"
+#include "server/results_store.h"
 #include "server/services.h"
 
 namespace tcplab::server {
@@ -25,7 +27,10 @@ struct ServerConfig {
   // "127.0.0.1:50051", "[::1]:0" (port 0 picks one), "unix:/run/tcplab.sock".
   std::vector<std::string> listen = {"127.0.0.1:50051"};
   SandboxDefaults defaults;
-  std::string data_dir;  // where results and state live (the grading issue); created if missing
+  // Where the grading results database (results.db) lives; created if missing. Empty: an
+  // in-memory database, gone when the server stops (tests).
+  std::string data_dir;
+  int max_grading_runs = 2;  // grading runs at a time (each may hold a namespace for a minute)
 };
 
 class Server {
@@ -36,6 +41,7 @@ class Server {
   // The addresses as bound: a TCP port 0 is replaced by the port picked.
   const std::vector<std::string>& addresses() const { return addresses_; }
   Registry& registry() { return *registry_; }
+  ResultsStore& results() { return *results_; }
 
   // Graceful: health goes NOT_SERVING, new calls are refused, event streams end with
   // UNAVAILABLE, calls in progress get `grace` to finish, then every sandbox is removed.
@@ -48,6 +54,8 @@ class Server {
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<SandboxServiceImpl> sandbox_service_;
   std::unique_ptr<ConnectionServiceImpl> connection_service_;
+  std::unique_ptr<ResultsStore> results_;
+  std::unique_ptr<GradingServiceImpl> grading_service_;
   std::unique_ptr<grpc::Server> grpc_;
   std::vector<std::string> addresses_;
   bool shut_down_ = false;

@@ -117,6 +117,7 @@ class Run {
     if (Options()) {
       for (const Event& e : script_.events) {
         if (!e.only.empty() && std::find(e.only.begin(), e.only.end(), target_.name()) == e.only.end()) continue;
+        if (Stopped()) break;
         if (!Pending(e.loc.line)) break;
         const bool ok = std::visit([&](const auto& body) { return Do(e, body); }, e.body);
         if (!ok) break;
@@ -203,6 +204,40 @@ class Run {
     return w;
   }
 
+  // Real time passes in slices, so that a stop request ends a long wait (a script that
+  // waits out TIME-WAIT) within a tenth of a second. False if stopped.
+  bool Stopped() {
+    if (opt_.stop && opt_.stop->load(std::memory_order_relaxed)) {
+      result_.stopped = true;
+      Fail(0, "stopped: the server is shutting down or the run was cancelled");
+      return true;
+    }
+    return false;
+  }
+  bool AdvanceTo(int64_t us) {
+    if (target_.virtual_time()) {
+      target_.AdvanceTo(FromMicros(us));
+      return true;
+    }
+    while (Now() < us) {
+      if (Stopped()) return false;
+      target_.AdvanceTo(FromMicros(std::min(us, Now() + kSliceUs)));
+    }
+    return true;
+  }
+  bool WaitSent(int64_t deadline, std::optional<Target::Sent>& sent) {
+    if (target_.virtual_time()) {
+      sent = target_.NextSent(FromMicros(deadline));
+      return true;
+    }
+    do {
+      if (Stopped()) return false;
+      sent = target_.NextSent(FromMicros(std::min(deadline, Now() + kSliceUs)));
+    } while (!sent && Now() < deadline);
+    return true;
+  }
+  static constexpr int64_t kSliceUs = 100000;
+
   // Strict between events: whatever the stack sent by now was expected by no line.
   bool NothingSent(int line) {
     if (std::optional<Target::Sent> s = target_.NextSent(target_.Now())) {
@@ -224,7 +259,7 @@ class Run {
 
   bool Inject(const Event& e, const PacketEvent& p) {
     const When w = Resolve(e, true);
-    target_.AdvanceTo(FromMicros(w.start));
+    if (!AdvanceTo(w.start)) return false;
     if (!NothingSent(e.loc.line)) return false;
     if (local_port_ == 0) local_port_ = kScriptPort;
     if (peer_port_ == 0) peer_port_ = kPeerPort;
@@ -284,7 +319,8 @@ class Run {
   bool Expect(const Event& e, const PacketEvent& p) {
     const When w = Resolve(e, false);
     const int64_t deadline = w.any ? Now() + Micros(opt_.any_time_limit) : w.end + w.tolerance;
-    std::optional<Target::Sent> sent = target_.NextSent(FromMicros(deadline));
+    std::optional<Target::Sent> sent;
+    if (!WaitSent(deadline, sent)) return false;
     const std::string want = ToString(p);
     if (!sent) {
       Log(absl::StrCat("nothing sent; expected ", want));
@@ -374,7 +410,7 @@ class Run {
   // --- system calls ---
   bool Do(const Event& e, const SyscallEvent& c) {
     const When w = Resolve(e, false);
-    target_.AdvanceTo(FromMicros(w.start));
+    if (!AdvanceTo(w.start)) return false;
     if (!NothingSent(e.loc.line)) return false;
     absl::StatusOr<SockCall> call = Translate(c);
     if (!call.ok()) return Fail(e.loc.line, std::string(call.status().message()));
@@ -415,7 +451,7 @@ class Run {
     // Give blocked calls until their latest return time, then hold them to it.
     int64_t until = 0;
     for (const PendingCall& p : pending_) until = std::max(until, p.when.end + p.when.return_tolerance + 1);
-    if (!pending_.empty()) target_.AdvanceTo(FromMicros(until));
+    if (!pending_.empty() && !AdvanceTo(until)) return;
     Pending(0);
   }
 

@@ -19,6 +19,7 @@
 //   here" by what it leaves out (a segment with a bad checksum is ignored: no reply).
 #pragma once
 
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,9 @@ struct RunOptions {
   double tolerance_percent = kDefaultTolerancePercent;
   // How long `*` (any time) waits for an outbound segment.
   Duration any_time_limit = std::chrono::seconds(10);
+  // Checked before every event: once true, the run ends as failed with `stopped_reason`
+  // (a server shutting down does not wait out a 60 s TIME-WAIT script).
+  const std::atomic<bool>* stop = nullptr;
 };
 
 // One field of a segment that did not match.
@@ -61,6 +65,7 @@ struct ScriptResult {
   // injected and received segments, calls and results, and the target's own notes.
   std::vector<std::string> timeline;
   Duration elapsed{};  // on the target's clock
+  bool stopped = false;  // RunOptions::stop ended it: not a verdict on the stack
 };
 
 ScriptResult RunScript(const Script& script, Target& target, const RunOptions& options = {});
