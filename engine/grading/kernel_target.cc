@@ -112,6 +112,7 @@ struct KernelTarget::Call {
   SockCall call;
   std::thread thread;
   std::atomic<pid_t> tid{0};
+  absl::Mutex mu;  // to wait for `finished`
   std::atomic<bool> finished{false};
   Done done;  // written before `finished` is set
 };
@@ -203,10 +204,15 @@ int KernelTarget::StartCall(const SockCall& call) {
   // script goes on). A second is far beyond any call that does not block.
   const std::vector<long> sleeping = SleepingSyscalls(call.op);
   const absl::Time give_up = absl::Now() + absl::Seconds(1);
+  absl::MutexLock l(&c->mu);
   while (!c->finished.load(std::memory_order_acquire) && absl::Now() < give_up) {
+    // Woken at once when the call returns; otherwise look every 200 µs whether it sleeps.
+    c->mu.AwaitWithTimeout(absl::Condition(
+                               +[](std::atomic<bool>* f) { return f->load(std::memory_order_acquire); },
+                               &c->finished),
+                           absl::Microseconds(200));
     pid_t tid = c->tid.load(std::memory_order_acquire);
     if (tid != 0 && SleepsIn(tid, sleeping)) break;
-    absl::SleepFor(absl::Microseconds(50));
   }
   return id;
 }
@@ -235,6 +241,7 @@ void KernelTarget::Run(Call& c) {
   } else {
     r = Execute(c.call);
   }
+  absl::MutexLock l(&c.mu);  // StartCall may be waiting on it
   c.done = Done{Now(), r};
   c.finished.store(true, std::memory_order_release);
 }

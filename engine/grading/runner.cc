@@ -412,6 +412,7 @@ class Run {
     const When w = Resolve(e, false);
     if (!AdvanceTo(w.start)) return false;
     if (!NothingSent(e.loc.line)) return false;
+    if (!AwaitPending(e.loc.line)) return false;
     absl::StatusOr<SockCall> call = Translate(c);
     if (!call.ok()) return Fail(e.loc.line, std::string(call.status().message()));
     Log(absl::StrCat("call ", ToString(c)));
@@ -445,6 +446,23 @@ class Run {
       ++it;
     }
     return true;
+  }
+
+  // Calls are made one at a time, as by packetdrill's single system-call thread: a call
+  // waits for a blocked one to return (by its return time at the latest). In real time the
+  // blocked call's thread may still be waking up when the next line is due, and the next
+  // line often uses what it returns (accept's fd).
+  bool AwaitPending(int line) {
+    if (!target_.virtual_time()) {
+      for (const PendingCall& p : pending_) {
+        const int64_t latest = p.when.end + p.when.return_tolerance;
+        while (!target_.Poll(p.id) && Now() <= latest) {
+          if (Stopped()) return false;
+          target_.AdvanceTo(FromMicros(std::min(latest + 1, Now() + 200)));
+        }
+      }
+    }
+    return Pending(line);
   }
 
   void Finish() {
