@@ -61,7 +61,7 @@ absl::Status Validate(const v1::RunSuiteRequest& req) {
       return absl::OkStatus();
     case v1::GRADING_TARGET_DUT:
       if (req.dut().empty()) return absl::InvalidArgumentError("dut: required with GRADING_TARGET_DUT");
-      return absl::UnimplementedError("target GRADING_TARGET_DUT: DutService is not implemented yet");
+      return absl::OkStatus();
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("target: must be GRADING_TARGET_ENGINE, GRADING_TARGET_KERNEL or GRADING_TARGET_DUT, got ",
@@ -96,7 +96,8 @@ v1::ScriptResult ToProto(const grading::ScriptResult& r) {
 // (the stream in OnDone, the worker at its end).
 class SuiteRun : public grpc::ServerWriteReactor<v1::RunSuiteResponse> {
  public:
-  SuiteRun(GradingServiceImpl& svc, v1::RunSuiteRequest req, int64_t id) : svc_(svc), req_(std::move(req)), id_(id) {}
+  SuiteRun(GradingServiceImpl& svc, v1::RunSuiteRequest req, int64_t id, std::unique_ptr<DutRegistry::Lease> dut)
+      : svc_(svc), req_(std::move(req)), id_(id), dut_(std::move(dut)) {}
 
   void StartWorker() {
     std::thread([this] { Work(); }).detach();
@@ -209,6 +210,8 @@ class SuiteRun : public grpc::ServerWriteReactor<v1::RunSuiteResponse> {
         return r;
       }
       target = std::move(*k);
+    } else if (req_.target() == v1::GRADING_TARGET_DUT) {
+      target = std::make_unique<DutTarget>(dut_->session(), script.name());
     } else {
       target = std::make_unique<grading::EngineTarget>();
     }
@@ -248,6 +251,7 @@ class SuiteRun : public grpc::ServerWriteReactor<v1::RunSuiteResponse> {
       Push(std::move(resp));
     }
     (void)svc_.store_.EndRun(id_, state, absl::Now());
+    dut_.reset();  // the DUT is free for the next run
     if (status.ok() && state == v1::RUN_STATE_INTERRUPTED) {
       status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down: the grading run was interrupted");
     }
@@ -277,6 +281,7 @@ class SuiteRun : public grpc::ServerWriteReactor<v1::RunSuiteResponse> {
   GradingServiceImpl& svc_;
   const v1::RunSuiteRequest req_;
   const int64_t id_;
+  std::unique_ptr<DutRegistry::Lease> dut_;  // GRADING_TARGET_DUT: the DUT, lent for the run
   std::atomic<int> refs_{2};  // the stream's and the worker's
   std::atomic<bool> stop_{false};
 
@@ -290,7 +295,8 @@ class SuiteRun : public grpc::ServerWriteReactor<v1::RunSuiteResponse> {
   bool worker_done_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-GradingServiceImpl::GradingServiceImpl(ResultsStore& store, int max_runs) : store_(store), max_runs_(max_runs) {}
+GradingServiceImpl::GradingServiceImpl(ResultsStore& store, DutRegistry& duts, int max_runs)
+    : store_(store), duts_(duts), max_runs_(max_runs) {}
 
 GradingServiceImpl::~GradingServiceImpl() {
   Stop();
@@ -308,6 +314,12 @@ grpc::ServerWriteReactor<v1::RunSuiteResponse>* GradingServiceImpl::RunSuite(grp
                                                                              const v1::RunSuiteRequest* req) {
   if (absl::Status s = Validate(*req); !s.ok()) return new FailedWriter<v1::RunSuiteResponse>(s);
   if (stopping_.load()) return new FailedWriter<v1::RunSuiteResponse>(absl::UnavailableError("server shutting down"));
+  std::unique_ptr<DutRegistry::Lease> dut;
+  if (req->target() == v1::GRADING_TARGET_DUT) {
+    absl::StatusOr<std::unique_ptr<DutRegistry::Lease>> lease = duts_.Acquire(req->dut());
+    if (!lease.ok()) return new FailedWriter<v1::RunSuiteResponse>(lease.status());
+    dut = std::move(*lease);
+  }
   {
     absl::MutexLock l(&mu_);
     if (running_ >= max_runs_) {
@@ -331,7 +343,7 @@ grpc::ServerWriteReactor<v1::RunSuiteResponse>* GradingServiceImpl::RunSuite(grp
     --running_;
     return new FailedWriter<v1::RunSuiteResponse>(id.status());
   }
-  auto* r = new SuiteRun(*this, *req, *id);
+  auto* r = new SuiteRun(*this, *req, *id, std::move(dut));
   {
     absl::MutexLock l(&mu_);
     active_.insert(r);

@@ -13,6 +13,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
+#include "server/dut_service.h"
 #include "server/results_store.h"
 #include "tcplab/v1/grading.grpc.pb.h"
 
@@ -28,7 +29,7 @@ inline constexpr size_t kMaxScriptNameBytes = 256;
 class GradingServiceImpl final : public v1::GradingService::CallbackService {
  public:
   // At most `max_runs` runs at a time; more are refused with RESOURCE_EXHAUSTED.
-  GradingServiceImpl(ResultsStore& store, int max_runs);
+  GradingServiceImpl(ResultsStore& store, DutRegistry& duts, int max_runs);
   ~GradingServiceImpl() override;  // Stop(), then waits for the workers
 
   // Runs in progress stop before their next line; their streams end with UNAVAILABLE.
@@ -44,6 +45,7 @@ class GradingServiceImpl final : public v1::GradingService::CallbackService {
  private:
   friend class SuiteRun;
   ResultsStore& store_;
+  DutRegistry& duts_;
   const int max_runs_;
   std::atomic<bool> stopping_{false};
   absl::Mutex mu_;

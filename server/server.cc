@@ -38,7 +38,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerConfig cfg) {
       ResultsStore::Open(s->cfg_.data_dir.empty() ? ":memory:" : s->cfg_.data_dir + "/results.db");
   if (!results.ok()) return results.status();
   s->results_ = std::move(*results);
-  s->grading_service_ = std::make_unique<GradingServiceImpl>(*s->results_, s->cfg_.max_grading_runs);
+  s->duts_ = std::make_unique<DutRegistry>();
+  s->dut_service_ = std::make_unique<DutServiceImpl>(*s->duts_);
+  s->grading_service_ = std::make_unique<GradingServiceImpl>(*s->results_, *s->duts_, s->cfg_.max_grading_runs);
   s->registry_ = std::make_unique<Registry>(s->cfg_.defaults);
   s->sandbox_service_ = std::make_unique<SandboxServiceImpl>(*s->registry_);
   s->connection_service_ = std::make_unique<ConnectionServiceImpl>(*s->registry_);
@@ -64,6 +66,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerConfig cfg) {
   builder.RegisterService(s->sandbox_service_.get());
   builder.RegisterService(s->connection_service_.get());
   builder.RegisterService(s->grading_service_.get());
+  builder.RegisterService(s->dut_service_.get());
   s->grpc_ = builder.BuildAndStart();
   if (!s->grpc_) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", absl::StrJoin(s->cfg_.listen, ", "),
@@ -100,6 +103,8 @@ void Server::Shutdown(absl::Duration grace) {
   grpc_.reset();                // before the services it serves
   connection_service_.reset();  // waits for Receives still waiting
   grading_service_.reset();     // waits for grading workers (each stops at its next line)
+  dut_service_.reset();
+  duts_.reset();
   results_.reset();
   registry_.reset();
   // Every stream is done, so every hub's thread ends within a turn of its loop.

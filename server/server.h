@@ -56,6 +56,8 @@ class Server {
   std::unique_ptr<ConnectionServiceImpl> connection_service_;
   std::unique_ptr<ResultsStore> results_;
   std::unique_ptr<GradingServiceImpl> grading_service_;
+  std::unique_ptr<DutRegistry> duts_;
+  std::unique_ptr<DutServiceImpl> dut_service_;
   std::unique_ptr<grpc::Server> grpc_;
   std::vector<std::string> addresses_;
   bool shut_down_ = false;

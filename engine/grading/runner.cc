@@ -482,7 +482,14 @@ class Run {
                      r.so_error.empty() ? "" : absl::StrCat(", SO_ERROR ", r.so_error), ": ", ToString(c)));
     const std::string want = c.ret.errno_name ? absl::StrCat(c.ret.value, " ", *c.ret.errno_name)
                                               : absl::StrCat(c.ret.value);
-    // A call that returns when expected: at its time, or at the end of its range.
+    bool same = c.ret.errno_name ? (r.value == -1 && r.err == *c.ret.errno_name)
+                                 : (new_fd ? r.value >= 0 && c.ret.value >= 0 : r.value == c.ret.value);
+    if (!same) {
+      return Fail(e.loc.line, absl::StrCat(SyscallName(c.call), " returned ", got, ", expected ", want), want, got,
+                  {{"return", want, got}});
+    }
+    // Then when: at its time, or at the end of its range. (What it returned comes first: a
+    // call that failed, e.g. a DUT that never answered, is reported as such, not as late.)
     When ret = w;
     ret.start = ret.end;
     if (w.end != w.start) ret.tolerance = w.return_tolerance;
@@ -490,12 +497,6 @@ class Run {
       return Fail(e.loc.line, absl::StrCat(SyscallName(c.call), " returned at ", Secs(at), " s, expected to return ",
                                            ret.Text(), " (tolerance ", Secs(ret.tolerance), " s)"),
                   want, got, {{"time", ret.Text(), absl::StrCat("at ", Secs(at), " s")}});
-    }
-    bool same = c.ret.errno_name ? (r.value == -1 && r.err == *c.ret.errno_name)
-                                 : (new_fd ? r.value >= 0 && c.ret.value >= 0 : r.value == c.ret.value);
-    if (!same) {
-      return Fail(e.loc.line, absl::StrCat(SyscallName(c.call), " returned ", got, ", expected ", want), want, got,
-                  {{"return", want, got}});
     }
     if (new_fd) fds_[c.ret.value] = static_cast<int>(r.value);
     if (c.call == Syscall::kGetsockopt && c.args.size() >= 4) {
