@@ -705,7 +705,12 @@ absl::StatusOr<size_t> Tcb::Recv(std::span<uint8_t> out, Instant now) {
   // Window update: tell the peer when reading opened the window by a useful amount, i.e. what
   // the receiver-side SWS rule of RFC 9293 §3.8.6.2.2 lets through.
   uint32_t threshold = std::min<uint32_t>(recv_.capacity() / 2, 2u * smss_);
-  uint32_t potential = static_cast<uint32_t>(recv_.free());
+  // The window can only grow up to what the window field can say (RFC 7323 §2.3: 65535 <<
+  // the shift): a buffer larger than that has room the peer will never be offered, and an
+  // "update" that cannot move the edge is a duplicate ACK the sender may count toward a fast
+  // retransmit (RFC 5681 §2).
+  uint32_t potential = static_cast<uint32_t>(
+      std::min<size_t>(recv_.free(), size_t{0xffff} << rcv_wscale_));
   if (potential >= RcvWnd() + threshold || (before == 0 && potential >= smss_)) SendAck(now);
   return n;
 }

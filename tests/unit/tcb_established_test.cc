@@ -609,6 +609,21 @@ TEST(Established, ReadingReopensTheWindowWithAWindowUpdate) {
   h.ExpectSent(AllOf(HasFlags(kAck), HasAck(4001), HasWindow(600)));
 }
 
+// RFC 9293 §3.8.6.2.2: a window update goes out only when the window can grow by a useful
+// amount. With a buffer larger than the unscaled window field (65535), the window already offered
+// is the largest there is: reading frees buffer space but cannot move the edge, and an ACK saying
+// the same thing again would be a duplicate ACK (RFC 5681 §2) to a sender with data in flight.
+TEST(Established, ReadingSendsNoWindowUpdateWhenTheWindowIsAlreadyAtItsMaximum) {
+  tcp::TcpConfig cfg = TestConfig();
+  cfg.recv_buffer = 256 * 1024;  // no window scaling: the field says at most 65535
+  TcbHarness h(cfg);
+  h.MakeEstablished();
+  h.Deliver(h.Peer(kAck, 1, 1, Pattern(100)));
+  h.ExpectSent(AllOf(HasAck(101), HasWindow(65435)));
+  EXPECT_EQ(h.Recv(1000).size(), 100u);
+  h.ExpectNothingSent();
+}
+
 // RFC 9293 §3.8.6.2.2 / RFC 7323 §2.4: the right edge never moves left, even when the window is
 // scaled and the free space is not a multiple of 2^shift: the field is rounded up.
 TEST(Established, ScaledWindowEdgeRecedesLessThanOneUnitAndStaysWithinTheBuffer) {
