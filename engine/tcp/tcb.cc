@@ -277,9 +277,9 @@ bool Tcb::HandleSynReceivedSpecials(const SegmentRepr& seg, Instant now) {
     return true;
   }
   if (seg.Has(wire::kAck) && seg.seq == irs_ && seg.ack == snd_max_ && !passive_) {
-    // Simultaneous open: the peer's SYN+ACK acknowledges our SYN. RFC 793 Figure 8 moves to
-    // ESTABLISHED here; the step-by-step text would drop it as a duplicate SYN. Linux accepts it
-    // the same way (tcp_validate_incoming).
+    // Simultaneous open: the peer's SYN+ACK acknowledges our SYN. RFC 9293 Figure 7 (RFC 793
+    // Figure 8) moves to ESTABLISHED here; the step-by-step text would drop it as a duplicate
+    // SYN. Linux accepts it the same way (tcp_validate_incoming).
     Verdict(seg, Verdict::kAccepted, now);
     snd_una_ = seg.ack;
     rto_retries_ = 0;
@@ -290,7 +290,13 @@ bool Tcb::HandleSynReceivedSpecials(const SegmentRepr& seg, Instant now) {
       pending_shutdown_ = false;
       (void)Shutdown(now);
     }
+    uint64_t sent_before = counters_.segments_out;
     Output(now);
+    // Its SYN lies below RCV.NXT: "If an incoming segment is not acceptable, an acknowledgment
+    // should be sent in reply" (RFC 9293 §3.10.7.4 first; past that step, fourth would send a
+    // challenge ACK). A peer that follows the text rather than Figure 7 waits in SYN-RECEIVED
+    // for exactly this ACK. Linux sends it too.
+    if (counters_.segments_out == sent_before) SendAck(now);
     return true;
   }
   return false;

@@ -508,11 +508,15 @@ TEST_F(Lifecycle, SimultaneousOpen) {
     EXPECT_THAT(rec->Path(id), ElementsAre(TcpState::kSynSent, TcpState::kSynReceived,
                                            TcpState::kEstablished));
     std::vector<SegRec> out = rec->Sent(id);
-    ASSERT_EQ(out.size(), 2u);
+    ASSERT_EQ(out.size(), 3u);
     EXPECT_EQ(out[0].flags, kSyn);
     EXPECT_EQ(out[1].flags, kSyn | kAck);
     EXPECT_EQ(out[1].rel_seq, 0u);  // the same SYN again, now with an ACK
     EXPECT_EQ(out[1].rel_ack, 1u);  // of the peer's SYN
+    // The peer's SYN,ACK repeats its SYN, below RCV.NXT: it is ACKed (§3.10.7.4 first).
+    EXPECT_EQ(out[2].flags, kAck);
+    EXPECT_EQ(out[2].rel_seq, 1u);
+    EXPECT_EQ(out[2].rel_ack, 1u);
   }
   // Data flows both ways afterwards.
   ASSERT_TRUE(a().Send(*ca, Bytes("from a"), now()).ok());

@@ -288,7 +288,7 @@ TEST(SynSent, SynWithoutAckStartsSimultaneousOpen) {
   EXPECT_FALSE(h.tcb().passive());
 }
 
-// RFC 9293 §3.5 Figure 8 line 6: the peer's SYN+ACK acknowledges our SYN; ESTABLISHED.
+// RFC 9293 §3.5 Figure 7 line 6: the peer's SYN+ACK acknowledges our SYN; ESTABLISHED.
 TEST(SynSent, SimultaneousOpenCompletesOnPeersSynAck) {
   TcbHarness h;
   h.OpenActive();
@@ -299,6 +299,21 @@ TEST(SynSent, SimultaneousOpenCompletesOnPeersSynAck) {
   EXPECT_THAT(h.StatePath(), ElementsAre(TcpState::kSynSent, TcpState::kSynReceived,
                                          TcpState::kEstablished));
   EXPECT_EQ(h.tcb().NextDeadline(), kNever);  // our SYN is acknowledged: timer stopped
+}
+
+// RFC 9293 §3.10.7.4 first, SYN-RECEIVED: the peer's SYN+ACK in a simultaneous open repeats its
+// SYN, which lies below RCV.NXT: "If an incoming segment is not acceptable, an acknowledgment
+// should be sent in reply". The state still follows Figure 7 (ESTABLISHED); the ACK lets a peer
+// that follows the text, and stays in SYN-RECEIVED, complete too.
+TEST(SynReceived, SimultaneousOpenAcksThePeersSynAck) {
+  TcbHarness h;
+  h.OpenActive();
+  h.Deliver(h.Peer(kSyn, 0));
+  h.DiscardSent();
+  h.Deliver(h.Peer(kSyn | kAck, 0, 1));
+  EXPECT_EQ(h.state(), TcpState::kEstablished);
+  h.ExpectSent(AllOf(HasFlags(kAck), HasSeq(1), HasAck(1), HasLen(0)));
+  h.ExpectNothingSent();
 }
 
 // §3.10.7.4 fifth, SYN-RECEIVED: "If SND.UNA < SEG.ACK =< SND.NXT, then enter ESTABLISHED" —
