@@ -198,7 +198,10 @@ class SuiteRun : public grpc::ServerWriteReactor<v1::RunSuiteResponse> {
       return r;
     }
     grading::RunOptions opt;
-    if (req_.tolerance_usecs() > 0) opt.tolerance_usecs = req_.tolerance_usecs();
+    if (req_.tolerance_usecs() > 0) {
+      opt.tolerance_usecs = req_.tolerance_usecs();
+      opt.tolerance_usecs_fixed = true;
+    }
     opt.stop = &stop_;
     std::unique_ptr<grading::Target> target;
     if (req_.target() == v1::GRADING_TARGET_KERNEL) {

@@ -166,7 +166,11 @@ class Run {
   bool Options() {
     for (const ScriptOption& o : script_.options) {
       const std::string v = o.value.value_or("");
-      if (o.name == "tolerance_usecs" && absl::SimpleAtoi(v, &opt_.tolerance_usecs) && opt_.tolerance_usecs >= 0) continue;
+      int64_t usecs = 0;
+      if (o.name == "tolerance_usecs" && absl::SimpleAtoi(v, &usecs) && usecs >= 0) {
+        if (!opt_.tolerance_usecs_fixed) opt_.tolerance_usecs = usecs;
+        continue;
+      }
       if (o.name == "tolerance_percent" && absl::SimpleAtod(v, &opt_.tolerance_percent) && opt_.tolerance_percent >= 0)
         continue;
       if (o.name == "tolerance_usecs" || o.name == "tolerance_percent") {

@@ -35,6 +35,8 @@ struct RunOptions {
   // packetdrill's tolerance; a script's --tolerance_usecs / --tolerance_percent override it.
   int64_t tolerance_usecs = kDefaultToleranceUsecs;
   double tolerance_percent = kDefaultTolerancePercent;
+  // The grader's tolerance_usecs wins over the script's --tolerance_usecs (a slow machine).
+  bool tolerance_usecs_fixed = false;
   // How long `*` (any time) waits for an outbound segment.
   Duration any_time_limit = std::chrono::seconds(10);
   // Checked before every event: once true, the run ends as failed with `stopped_reason`

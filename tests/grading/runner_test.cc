@@ -251,6 +251,18 @@ TEST(Runner, ScriptOptionsSetTheTolerance) {
 +.2 > S. 0:0(0) ack 1 <mss 1460>
 )");
   EXPECT_TRUE(r.passed) << FormatFailure(r);
+  // The grader's fixed tolerance wins over the script's.
+  RunOptions fixed;
+  fixed.tolerance_usecs = 1000;
+  fixed.tolerance_usecs_fixed = true;
+  ScriptResult strict = RunText(R"(--tolerance_usecs=300000
+0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 bind(3, ..., ...) = 0
++0 listen(3, 1) = 0
++0 < S 0:0(0) win 65535 <mss 1460>
++.2 > S. 0:0(0) ack 1 <mss 1460>
+)", fixed);
+  EXPECT_FALSE(strict.passed);
   ScriptResult bad = RunText("--tolerance_seconds=1\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n");
   ASSERT_FALSE(bad.passed);
   EXPECT_EQ(bad.error,

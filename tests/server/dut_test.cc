@@ -82,6 +82,7 @@ TEST_F(DutTest, EngineAttachedAsADutPassesTheLifecycleScripts) {
   v1::RunSuiteRequest req;
   req.set_target(v1::GRADING_TARGET_DUT);
   req.set_dut("engine-dut");
+  req.set_tolerance_usecs(20000);  // real time over gRPC on a shared machine (and sanitizers)
   const std::filesystem::path dir = std::filesystem::path(TCPLAB_SOURCE_DIR) / "tests/scripts/lifecycle";
   for (const char* f : {"handshake_passive.pkt", "handshake_active.pkt", "close_active.pkt", "close_passive.pkt"}) {
     v1::Script* s = req.add_scripts();
@@ -101,6 +102,7 @@ TEST_F(DutTest, AWrongScriptFailsOnTheDutAsOnTheEngine) {
   v1::RunSuiteRequest req;
   req.set_target(v1::GRADING_TARGET_DUT);
   req.set_dut("engine-dut");
+  req.set_tolerance_usecs(20000);  // real time over gRPC on a shared machine (and sanitizers)
   v1::Script* s = req.add_scripts();
   s->set_name("wrong.pkt");
   s->set_text(R"(0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
@@ -113,8 +115,8 @@ TEST_F(DutTest, AWrongScriptFailsOnTheDutAsOnTheEngine) {
   ASSERT_THAT(Grade(req, &results), IsOk());
   ASSERT_EQ(results.size(), 1u);
   EXPECT_FALSE(results[0].passed());
-  ASSERT_EQ(results[0].diffs_size(), 1);
-  EXPECT_EQ(results[0].diffs(0).field(), "ack");
+  ASSERT_GE(results[0].diffs_size(), 1);
+  EXPECT_EQ(results[0].diffs(results[0].diffs_size() - 1).field(), "ack");  // after "time", if late
 }
 
 TEST_F(DutTest, UnknownOrBusyDutIsRefused) {
