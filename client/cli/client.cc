@@ -13,6 +13,7 @@ Client::Client(GlobalOptions opts) : opts_(std::move(opts)) {
   channel_ = grpc::CreateChannel(opts_.server, grpc::InsecureChannelCredentials());
   sandboxes_ = v1::SandboxService::NewStub(channel_);
   connections_ = v1::ConnectionService::NewStub(channel_);
+  grading_ = v1::GradingService::NewStub(channel_);
 }
 
 std::unique_ptr<grpc::ClientContext> Client::Context(absl::Duration timeout) const {

@@ -10,6 +10,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "tcplab/v1/connection.grpc.pb.h"
+#include "tcplab/v1/grading.grpc.pb.h"
 #include "tcplab/v1/sandbox.grpc.pb.h"
 
 namespace tcplab::cli {
@@ -35,6 +36,7 @@ class Client {
   bool json() const { return opts_.json; }
   v1::SandboxService::Stub& sandboxes() { return *sandboxes_; }
   v1::ConnectionService::Stub& connections() { return *connections_; }
+  v1::GradingService::Stub& grading() { return *grading_; }
 
   // A context for one call: the token as "authorization: Bearer T" and, unless `timeout` is
   // infinite, a deadline.
@@ -51,6 +53,7 @@ class Client {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::SandboxService::Stub> sandboxes_;
   std::unique_ptr<v1::ConnectionService::Stub> connections_;
+  std::unique_ptr<v1::GradingService::Stub> grading_;
 };
 
 // Prints "tcplab: MSG" and a pointer to the help on stderr; returns 2.

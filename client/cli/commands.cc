@@ -1,7 +1,9 @@
 // The connection commands (listen, connect, send, recv, shutdown, close, abort, show, conns)
-// and the table of every command. Sandboxes are in sandbox.cc, streams in watch.cc.
+// and the table of every command. Sandboxes are in sandbox.cc, streams in watch.cc, grading
+// in grade.cc.
 #include "client/cli/commands.h"
 
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -288,6 +290,9 @@ const std::vector<Command>& Commands() {
         {"--clear", false}},
        1, 1, "NAME", RunImpair},
       {{"pcap"}, {{"-o"}, {"--output"}}, 1, 1, "NAME", RunPcap},
+      {{"grade"}, {{"--target"}, {"--dut"}, {"--student"}, {"--junit"}, {"--tolerance-usecs"}}, 1, SIZE_MAX,
+       "at least one SCRIPT", RunGrade},
+      {{"grade", "results"}, {{"--student"}, {"--run"}, {"--csv", false}, {"--limit"}}, 0, 0, "", RunGradeResults},
       {{"help"}, {}, 0, 1, "", Help},
   };
   return kCommands;

@@ -34,4 +34,8 @@ int RunImpair(Client& client, const Args& args);
 int RunWatch(Client& client, const Args& args);
 int RunPcap(Client& client, const Args& args);
 
+// Grading (grade.cc).
+int RunGrade(Client& client, const Args& args);
+int RunGradeResults(Client& client, const Args& args);
+
 }  // namespace tcplab::cli

@@ -1,5 +1,5 @@
 // tcplab: the command-line client of tcplabd. Flags and dispatch live here; the commands in
-// commands.cc (unary calls) and watch.cc (streams).
+// commands.cc (unary calls), watch.cc (streams) and grade.cc (grading).
 //
 // argv is parsed by hand rather than with absl flags: the CLI is a tree of subcommands with
 // positional arguments, each with its own options. The global options (--server, --token,
@@ -67,6 +67,19 @@ Events and captures:
   pcap NAME -o FILE|-
                   the capture so far as a pcap file; "-" writes it to stdout, e.g.
                   tcplab pcap lab1 -o - | tshark -r -
+
+Grading (scripts: engine/grading/SCRIPTS.md):
+  grade SCRIPT... --target engine|kernel|dut [--dut NAME] [--student ID] [--junit FILE]
+                  [--tolerance-usecs N]
+                  runs the scripts on the server as one stored run; prints "[i/n] PASS|FAIL
+                  SCRIPT" as each finishes (a failure with its report: expected and actual,
+                  the fields that differ, the timeline), then "run ID: P passed, F failed";
+                  --junit writes JUnit XML for CI; --json: one object per result, then the
+                  summary. Exit status 1 if a script failed
+  grade results [--student ID] [--limit N] [--csv]
+  grade results --run ID [--csv]
+                  stored runs, newest first (--limit default 100); --run ID: one run with
+                  its results; --csv: a gradebook, one row per script result
 
   help            this text
 
