@@ -1,7 +1,8 @@
-"""``Client``: the tcplab.v1 SandboxService and ConnectionService as plain Python calls."""
+"""``Client``: the tcplab.v1 SandboxService, ConnectionService and GradingService as plain Python calls."""
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -10,12 +11,24 @@ from typing import Iterable, Iterator, NamedTuple, Optional, Sequence, Union
 import grpc
 from google.protobuf import duration_pb2
 
-from ._stubs import common_pb2, connection_pb2, connection_pb2_grpc, events_pb2, sandbox_pb2, sandbox_pb2_grpc
+from ._stubs import (
+    common_pb2,
+    connection_pb2,
+    connection_pb2_grpc,
+    events_pb2,
+    grading_pb2,
+    grading_pb2_grpc,
+    sandbox_pb2,
+    sandbox_pb2_grpc,
+)
 
 #: A stack: ``"engine"``, ``"kernel"`` or a ``tcplab.v1.Stack`` value.
 StackLike = Union[str, int]
 #: A length of time: seconds (float) or a ``timedelta``.
 DurationLike = Union[float, int, timedelta]
+#: A grading script: a path (read here; the path as given is its name), ``(name, text)``, or
+#: a ``tcplab.v1.Script``.
+ScriptLike = Union[str, "os.PathLike[str]", tuple, "grading_pb2.Script"]
 
 #: Trailing metadata key in which tcplabd returns the errno of a failed socket call.
 ERRNO_METADATA_KEY = "tcplab-errno"
@@ -30,6 +43,11 @@ _KINDS = {
     "state": events_pb2.EVENT_KIND_STATE,
     "timer": events_pb2.EVENT_KIND_TIMER,
     "app": events_pb2.EVENT_KIND_APP,
+}
+_TARGETS = {
+    "engine": grading_pb2.GRADING_TARGET_ENGINE,
+    "kernel": grading_pb2.GRADING_TARGET_KERNEL,
+    "dut": grading_pb2.GRADING_TARGET_DUT,
 }
 _DIRECTIONS = {
     "to_kernel": sandbox_pb2.SetImpairmentRequest.DIRECTION_TO_KERNEL,
@@ -119,6 +137,70 @@ def _duration(d: DurationLike) -> duration_pb2.Duration:
     return out
 
 
+def _script(s: ScriptLike) -> "grading_pb2.Script":
+    if isinstance(s, grading_pb2.Script):
+        return s
+    if isinstance(s, tuple):
+        name, text = s
+        return grading_pb2.Script(name=str(name), text=text)
+    path = os.fspath(s)
+    with open(path, encoding="utf-8") as f:
+        return grading_pb2.Script(name=path, text=f.read())
+
+
+class GradeRun:
+    """One grading run in progress (:meth:`Client.grade`): iterate over it for each script's
+    ``tcplab.v1.ScriptResult`` as the server finishes it, in the order asked.
+
+    After the last result, ``summary`` is the stored run (``tcplab.v1.GradingRun``: ``id``,
+    ``passed``, ``failed``, ``state``; its ``results`` are omitted, see
+    :meth:`Client.get_run`). ``results`` keeps what arrived, ``done``/``total`` the progress.
+    A failed run (the server refused it, or stopped) raises :class:`TcplabError` from the
+    iteration; the results that arrived before stay in ``results`` (and on the server).
+    ``cancel()`` (or closing the iterator) cancels the run after the script in progress.
+    """
+
+    def __init__(self, call) -> None:
+        self._call = call
+        self.results: list = []
+        self.summary: Optional["grading_pb2.GradingRun"] = None
+        self.done = 0
+        self.total = 0
+        self._it = self._results()
+
+    def _results(self):
+        try:
+            for resp in self._call:
+                self.done, self.total = resp.done, resp.total
+                if resp.HasField("result"):
+                    self.results.append(resp.result)
+                    yield resp.result
+                elif resp.HasField("summary"):
+                    self.summary = resp.summary
+        except grpc.RpcError as e:
+            raise TcplabError.from_rpc(e) from None
+        finally:
+            self._call.cancel()
+
+    def __iter__(self) -> "GradeRun":
+        return self
+
+    def __next__(self) -> "grading_pb2.ScriptResult":
+        return next(self._it)
+
+    def close(self) -> None:
+        """Stops reading and cancels the run (same as :meth:`cancel`)."""
+        self._it.close()
+
+    def cancel(self) -> None:
+        self._call.cancel()
+
+    @property
+    def passed(self) -> bool:
+        """True once the run finished (summary received) with every script passing."""
+        return self.summary is not None and self.summary.failed == 0 and len(self.results) == self.total
+
+
 def _endpoint(to: Union[str, tuple]) -> common_pb2.Endpoint:
     """``"198.18.0.1:80"`` or ``("198.18.0.1", 80)``."""
     if isinstance(to, tuple):
@@ -155,6 +237,7 @@ class Client:
         self._channel = grpc.insecure_channel(server)
         self._sandboxes = sandbox_pb2_grpc.SandboxServiceStub(self._channel)
         self._conns = connection_pb2_grpc.ConnectionServiceStub(self._channel)
+        self._grading = grading_pb2_grpc.GradingServiceStub(self._channel)
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -477,3 +560,56 @@ class Client:
                     grpc.StatusCode.DEADLINE_EXCEEDED, f"{conn} is {state_name(c.state)}, not {want}, after {timeout}s"
                 )
             time.sleep(0.01)
+
+    # -- grading ----------------------------------------------------------------------------
+
+    def grade(
+        self,
+        scripts: Iterable[ScriptLike],
+        target: Union[str, int] = "engine",
+        student: Optional[str] = None,
+        dut: Optional[str] = None,
+        tolerance_usecs: int = 0,
+        timeout: Optional[float] = None,
+    ) -> GradeRun:
+        """Runs grading scripts on the server as one stored run (GradingService.RunSuite) and
+        returns a :class:`GradeRun` that yields each script's ``ScriptResult`` as it finishes.
+
+        >>> run = c.grade(["tests/scripts/lifecycle/close_active.pkt"], "kernel", student="s042")
+        >>> for r in run:
+        ...     print("PASS" if r.passed else "FAIL", r.name)
+        >>> run.summary.id, run.summary.failed
+
+        Args:
+            scripts: paths (read here, as UTF-8; the path as given names the result),
+                ``(name, text)`` pairs, or ``tcplab.v1.Script`` messages.
+            target: ``"engine"`` (in process, virtual time), ``"kernel"`` (Linux in a fresh
+                namespace; the server must run as root) or ``"dut"`` (with ``dut``).
+            student: whose implementation is graded (kept with the run, for gradebooks).
+            dut: with ``target="dut"``: the name the DUT attached with.
+            tolerance_usecs: packetdrill's --tolerance_usecs for every script; 0: each
+                script's own.
+            timeout: give up after this many seconds (default: none; a kernel run takes
+                real time).
+        """
+        try:
+            t = _TARGETS[target.lower()] if isinstance(target, str) else int(target)
+        except KeyError:
+            raise ValueError(f'target must be "engine", "kernel" or "dut", got {target!r}') from None
+        req = grading_pb2.RunSuiteRequest(
+            scripts=[_script(s) for s in scripts],
+            target=t,
+            student=student or "",
+            dut=dut or "",
+            tolerance_usecs=tolerance_usecs,
+        )
+        return GradeRun(self._grading.RunSuite(req, metadata=self._metadata, timeout=timeout))
+
+    def list_runs(self, student: Optional[str] = None, with_results: bool = False, limit: int = 0) -> list:
+        """Stored grading runs (``tcplab.v1.GradingRun``), newest first; ``limit`` 0: 100."""
+        req = grading_pb2.ListRunsRequest(student=student or "", with_results=with_results, limit=limit)
+        return list(self._call(self._grading.ListRuns, req).runs)
+
+    def get_run(self, run_id: int) -> "grading_pb2.GradingRun":
+        """One stored run with every script's result."""
+        return self._call(self._grading.GetRun, grading_pb2.GetRunRequest(id=run_id))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._stubs import common_pb2, events_pb2
+from ._stubs import common_pb2, events_pb2, grading_pb2
 
 # Header bits of SegmentEvent.flags, in the order they are printed.
 _FLAG_NAMES = [
@@ -133,3 +133,31 @@ def format_event(ev) -> str:
     if body == "app":
         return head + f"app {ev.app.call} -> {ev.app.result or 'OK'}"
     return head + "(empty event)"
+
+
+def target_name(target: int) -> str:
+    """A ``GradingTarget``: ``engine``, ``kernel``, ``dut`` (or ``-`` when unspecified)."""
+    return {
+        grading_pb2.GRADING_TARGET_ENGINE: "engine",
+        grading_pb2.GRADING_TARGET_KERNEL: "kernel",
+        grading_pb2.GRADING_TARGET_DUT: "dut",
+    }.get(target, "-")
+
+
+def format_failure(result, target: str) -> str:
+    """A failed ``ScriptResult`` as ``tcplab grade`` and ``tcplab-script`` print it: the error
+    line, expected and actual, the fields that differ (field / expected / actual), then the
+    timeline. ``target`` is ``"engine"``, ``"kernel"`` or ``"dut"`` (or a ``GradingTarget``)."""
+    if not isinstance(target, str):
+        target = target_name(target)
+    out = [result.error]
+    if result.expected or result.actual:
+        out.append(f"  expected: {result.expected}")
+        out.append(f"  actual:   {result.actual}")
+    if result.diffs:
+        w = max([5] + [len(d.field) for d in result.diffs])
+        out.append(f"  {'field':<{w}}  {'expected':<28} actual")
+        out += [f"  {d.field:<{w}}  {d.expected:<28} {d.actual}" for d in result.diffs]
+    out.append(f"  timeline ({target}):")
+    out += [f"    {t}" for t in result.timeline]
+    return "\n".join(out) + "\n"

@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO / "client" / "python"))
 
 import grpc  # noqa: E402
 
-from tcplab_client import Client, Conn, TcplabError, format_event, pb, state_name  # noqa: E402
+from tcplab_client import Client, Conn, TcplabError, format_event, format_failure, pb, state_name  # noqa: E402
 
 WALKTHROUGH = REPO / "client" / "python" / "examples" / "walkthrough.py"
 PYTHON = "/usr/bin/python3"  # Debian's, with grpcio; a pyenv python3 on PATH has none
@@ -631,6 +631,106 @@ class WalkthroughTunTest(WalkthroughChecks, ServerTestCase):
         self.assertIn(sb.netns, namespaces_of(self.server.pid))
         self.client.delete_sandbox(sb.name)
         self.assertNotIn(sb.netns, namespaces_of(self.server.pid))
+
+
+# ---------------------------------------------------------------------------------------------
+# Grading: Client.grade() runs scripts on the server and yields each result as it comes.
+
+LIFECYCLE = [
+    REPO / "tests" / "scripts" / "lifecycle" / n
+    for n in ("close_active.pkt", "close_passive.pkt", "handshake_active.pkt", "handshake_passive.pkt")
+]
+# handshake_passive.pkt with the SYN+ACK (line 7) acknowledging 2 instead of 1: must fail on ack.
+WRONG_SCRIPT = """--tolerance_usecs=10000
+0    socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0   setsockopt(3, SOL_SOCKET, SO_REUSEADDR, [1], 4) = 0
++0   bind(3, ..., ...) = 0
++0   listen(3, 1) = 0
++0   < S 0:0(0) win 65535 <mss 1460>
++0   > S. 0:0(0) ack 2 <mss 1460>
++.1  < . 1:1(0) ack 1 win 65535
++0   accept(3, ..., ...) = 4
+"""
+
+
+class GradingTest(ServerTestCase):
+    """Client.grade / list_runs / get_run against tcplabd's GradingService."""
+
+    def grade_lifecycle(self, target: str, student: str) -> None:
+        run = self.client.grade([str(p) for p in LIFECYCLE], target, student=student)
+        names = []
+        for i, r in enumerate(run, 1):
+            self.assertTrue(r.passed, format_failure(r, target))
+            self.assertEqual(run.done, i)
+            self.assertEqual(run.total, 4)
+            names.append(r.name)
+        self.assertEqual(names, [str(p) for p in LIFECYCLE])
+        self.assertIsNotNone(run.summary)
+        self.assertTrue(run.passed)
+        s = run.summary
+        self.assertEqual((s.passed, s.failed, s.total, s.student), (4, 0, 4, student))
+        self.assertEqual(s.state, pb.grading_pb2.RUN_STATE_DONE)
+        stored = self.client.get_run(s.id)
+        self.assertEqual([r.name for r in stored.results], names)
+
+    def test_engine_lifecycle_passes(self) -> None:
+        self.grade_lifecycle("engine", "py-engine")
+
+    def test_kernel_lifecycle_passes(self) -> None:
+        if not IS_ROOT:
+            self.skipTest("the kernel target needs root (a network namespace and a TUN per script)")
+        self.grade_lifecycle("kernel", "py-kernel")
+
+    def test_failure_has_the_field_diff_and_the_cli_report(self) -> None:
+        run = self.client.grade([("wrong/synack_ack2.pkt", WRONG_SCRIPT)], "engine", student="py-wrong")
+        results = list(run)
+        self.assertEqual(len(results), 1)
+        r = results[0]
+        self.assertFalse(r.passed)
+        self.assertEqual(r.line, 7)
+        self.assertTrue(r.error.startswith("wrong/synack_ack2.pkt:7: "), r.error)
+        self.assertEqual([(d.field, d.expected, d.actual) for d in r.diffs], [("ack", "2", "1")])
+        self.assertEqual((run.summary.passed, run.summary.failed), (0, 1))
+        self.assertFalse(run.passed)
+        report = format_failure(r, "engine")
+        self.assertRegex(report, r"(?m)^  ack +2 +1$")
+        # The report tcplab-script prints for the same file (virtual time: the same run).
+        script_bin = Path(TCPLABD).resolve().parent / "tcplab-script"
+        if not script_bin.exists():
+            self.skipTest(f"{script_bin} is not built (ninja tcplab-script)")
+        with tempfile.TemporaryDirectory() as d:
+            os.makedirs(os.path.join(d, "wrong"))
+            with open(os.path.join(d, "wrong", "synack_ack2.pkt"), "w") as f:
+                f.write(WRONG_SCRIPT)
+            p = subprocess.run(
+                [str(script_bin), "--target=engine", "wrong/synack_ack2.pkt"], cwd=d, capture_output=True, text=True
+            )
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertEqual(p.stdout.split("\n", 1)[1], report)
+
+    def test_list_runs_filters_by_student(self) -> None:
+        list(self.client.grade([str(LIFECYCLE[0])], "engine", student="py-list-a"))
+        list(self.client.grade([str(LIFECYCLE[1]), str(LIFECYCLE[2])], "engine", student="py-list-b"))
+        b = self.client.list_runs(student="py-list-b", with_results=True)
+        self.assertEqual(len(b), 1)
+        self.assertEqual([r.name for r in b[0].results], [str(LIFECYCLE[1]), str(LIFECYCLE[2])])
+        ids = [r.id for r in self.client.list_runs()]
+        self.assertEqual(ids, sorted(ids, reverse=True))  # newest first
+        self.assertIn(b[0].id, ids)
+
+    def test_errors(self) -> None:
+        with self.assertRaises(ValueError):
+            self.client.grade([str(LIFECYCLE[0])], "satellite")
+        with self.assertRaises(FileNotFoundError):
+            self.client.grade(["no/such/script.pkt"], "engine")
+        run = self.client.grade([str(LIFECYCLE[0])], "dut")  # no DUT named
+        with self.assertRaises(TcplabError) as cm:
+            list(run)
+        self.assertEqual(cm.exception.code, grpc.StatusCode.INVALID_ARGUMENT, str(cm.exception))
+        self.assertIn("dut", cm.exception.message)
+        with self.assertRaises(TcplabError) as cm:
+            self.client.get_run(987654)
+        self.assertEqual(cm.exception.code, grpc.StatusCode.NOT_FOUND)
 
 
 # ---------------------------------------------------------------------------------------------
