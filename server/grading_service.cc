@@ -250,6 +250,7 @@ class SuiteRun : public grpc::ServerWriteReactor<v1::RunSuiteResponse> {
       v1::RunSuiteResponse resp;
       resp.set_done(i + 1);
       resp.set_total(total);
+      resp.set_run_id(id_);
       *resp.mutable_result() = std::move(p);
       Push(std::move(resp));
     }
@@ -264,6 +265,7 @@ class SuiteRun : public grpc::ServerWriteReactor<v1::RunSuiteResponse> {
         v1::RunSuiteResponse resp;
         resp.set_done(run->passed() + run->failed());
         resp.set_total(total);
+        resp.set_run_id(id_);
         *resp.mutable_summary() = std::move(*run);
         Push(std::move(resp));
       } else {

@@ -69,6 +69,8 @@ TEST_F(GradingTest, EngineRunStreamsEachResultThenTheStoredSummary) {
   ASSERT_EQ(out.size(), 3u);
   EXPECT_EQ(out[0].done(), 1);
   EXPECT_EQ(out[0].total(), 2);
+  EXPECT_GT(out[0].run_id(), 0);
+  EXPECT_EQ(out[0].run_id(), out[2].summary().id());
   EXPECT_EQ(out[0].result().name(), "handshake.pkt");
   EXPECT_TRUE(out[0].result().passed());
   EXPECT_EQ(out[0].result().sha256().size(), 64u);
