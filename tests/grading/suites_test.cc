@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,9 @@ std::vector<Case> AllCases() {
   }
   return cases;
 }
+
+// ctest shows the parameter: say which script and target, not 64 bytes of struct.
+void PrintTo(const Case& c, std::ostream* os) { *os << c.path << " on " << c.target; }
 
 class Suites : public ::testing::TestWithParam<Case> {};
 
