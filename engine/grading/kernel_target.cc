@@ -72,7 +72,7 @@ std::vector<long> SleepingSyscalls(Op op) {
     case Op::kRead:
       return {SYS_read};
     case Op::kWrite:
-      return {SYS_write};
+      return {SYS_sendto, SYS_write};  // send(2) is sendto(2)
     case Op::kClose:
       return {SYS_close};  // SO_LINGER with a timeout
     default:
@@ -281,7 +281,9 @@ SockResult KernelTarget::Execute(const SockCall& call) {
     }
     case Op::kWrite: {
       std::vector<char> buf(static_cast<size_t>(std::max<int64_t>(call.arg, 0)), 'x');
-      return FromSyscall(write(fd, buf.data(), buf.size()));
+      // write(2) on a connection that was reset raises SIGPIPE, which would kill the grader
+      // (and leave its namespace behind); the script expects the -1 EPIPE write returns.
+      return FromSyscall(send(fd, buf.data(), buf.size(), MSG_NOSIGNAL));
     }
     case Op::kShutdown:
       return FromSyscall(shutdown(fd, static_cast<int>(call.arg)));
