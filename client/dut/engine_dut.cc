@@ -82,7 +82,12 @@ absl::Status RunEngineDut(const std::shared_ptr<grpc::Channel>& channel, const E
     v1::DutMessage hello;
     hello.mutable_hello()->set_name(options.name);
     hello.mutable_hello()->set_description(options.description);
-    if (!stream->Write(hello)) return absl::UnavailableError("the lab closed the stream before the hello");
+    if (!stream->Write(hello)) {
+      // The stream is over before it started (no server there, most often): its status says why.
+      grpc::Status s = stream->Finish();
+      if (s.ok()) return absl::UnavailableError("the lab closed the stream before the hello");
+      return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+    }
   }
 
   // The reader thread queues the lab's messages; this thread serves them and the engine's
@@ -178,7 +183,9 @@ absl::Status RunEngineDut(const std::shared_ptr<grpc::Channel>& channel, const E
   reader.join();
   grpc::Status s = stream->Finish();
   log("detached");
-  if (stop.load() || s.ok() || s.error_code() == grpc::StatusCode::CANCELLED) return absl::OkStatus();
+  // CANCELLED is our own TryCancel only when stopping; otherwise the lab (or its transport) cut
+  // the stream, which the caller must hear about.
+  if (stop.load() || s.ok()) return absl::OkStatus();
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
 }
 
