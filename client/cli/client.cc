@@ -1,12 +1,44 @@
 #include "client/cli/client.h"
 
 #include <cstdio>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "grpcpp/support/client_interceptor.h"
 
 namespace tcplab::cli {
+
+namespace {
+
+namespace gx = ::grpc::experimental;
+
+// Adds "authorization: Bearer T" to every call of a channel, as Client::Context does per call.
+class BearerInterceptor : public gx::Interceptor {
+ public:
+  explicit BearerInterceptor(const std::string& token) : value_("Bearer " + token) {}
+  void Intercept(gx::InterceptorBatchMethods* m) override {
+    if (m->QueryInterceptionHookPoint(gx::InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
+      m->GetSendInitialMetadata()->insert({"authorization", value_});
+    }
+    m->Proceed();
+  }
+
+ private:
+  std::string value_;
+};
+
+class BearerInterceptorFactory : public gx::ClientInterceptorFactoryInterface {
+ public:
+  explicit BearerInterceptorFactory(std::string token) : token_(std::move(token)) {}
+  gx::Interceptor* CreateClientInterceptor(gx::ClientRpcInfo*) override { return new BearerInterceptor(token_); }
+
+ private:
+  std::string token_;
+};
+
+}  // namespace
 
 Client::Client(GlobalOptions opts) : opts_(std::move(opts)) {
   // Loopback and unix sockets only in the lab: plain text, as tcplabd serves.
@@ -14,6 +46,15 @@ Client::Client(GlobalOptions opts) : opts_(std::move(opts)) {
   sandboxes_ = v1::SandboxService::NewStub(channel_);
   connections_ = v1::ConnectionService::NewStub(channel_);
   grading_ = v1::GradingService::NewStub(channel_);
+  duts_ = v1::DutService::NewStub(channel_);
+}
+
+std::shared_ptr<grpc::Channel> Client::TokenChannel() const {
+  if (opts_.token.empty()) return channel_;
+  std::vector<std::unique_ptr<gx::ClientInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<BearerInterceptorFactory>(opts_.token));
+  return gx::CreateCustomChannelWithInterceptors(opts_.server, grpc::InsecureChannelCredentials(),
+                                                 grpc::ChannelArguments(), std::move(interceptors));
 }
 
 std::unique_ptr<grpc::ClientContext> Client::Context(absl::Duration timeout) const {
@@ -26,13 +67,18 @@ std::unique_ptr<grpc::ClientContext> Client::Context(absl::Duration timeout) con
 }
 
 int Client::Fail(const grpc::Status& s, const grpc::ClientContext& ctx) const {
-  std::string line = absl::StrCat("tcplab: ", CodeName(s.error_code()), ": ", s.error_message());
   const auto& trailers = ctx.GetServerTrailingMetadata();
   auto errno_it = trailers.find("tcplab-errno");
-  if (errno_it != trailers.end()) {
-    absl::StrAppend(&line, " (errno ", std::string(errno_it->second.data(), errno_it->second.size()), ")");
-  } else if (s.error_code() == grpc::StatusCode::UNAVAILABLE ||
-             s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+  if (errno_it == trailers.end()) return Fail(s);
+  std::string line = absl::StrCat("tcplab: ", CodeName(s.error_code()), ": ", s.error_message());
+  absl::StrAppend(&line, " (errno ", std::string(errno_it->second.data(), errno_it->second.size()), ")");
+  std::fprintf(stderr, "%s\n", line.c_str());
+  return kExitServer;
+}
+
+int Client::Fail(const grpc::Status& s) const {
+  std::string line = absl::StrCat("tcplab: ", CodeName(s.error_code()), ": ", s.error_message());
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE || s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
     // Transport failures say little by themselves; name the address that was tried.
     absl::StrAppend(&line, " [server ", opts_.server, "]");
   }

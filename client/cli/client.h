@@ -10,6 +10,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "tcplab/v1/connection.grpc.pb.h"
+#include "tcplab/v1/dut.grpc.pb.h"
 #include "tcplab/v1/grading.grpc.pb.h"
 #include "tcplab/v1/sandbox.grpc.pb.h"
 
@@ -37,6 +38,11 @@ class Client {
   v1::SandboxService::Stub& sandboxes() { return *sandboxes_; }
   v1::ConnectionService::Stub& connections() { return *connections_; }
   v1::GradingService::Stub& grading() { return *grading_; }
+  v1::DutService::Stub& duts() { return *duts_; }
+
+  // A channel for code that makes its own ClientContexts (the engine DUT's AttachDut): it
+  // sends the token on every call by itself.
+  std::shared_ptr<grpc::Channel> TokenChannel() const;
 
   // A context for one call: the token as "authorization: Bearer T" and, unless `timeout` is
   // infinite, a deadline.
@@ -45,6 +51,8 @@ class Client {
   // Reports a failed call on stderr, "tcplab: NOT_FOUND: connection lab1/9 not found", with
   // the errno from the trailing metadata `tcplab-errno` when there is one. Returns 1.
   int Fail(const grpc::Status& s, const grpc::ClientContext& ctx) const;
+  // The same for a call whose context is not at hand (no errno then).
+  int Fail(const grpc::Status& s) const;
 
   static constexpr absl::Duration kUnaryTimeout = absl::Seconds(30);
 
@@ -54,6 +62,7 @@ class Client {
   std::unique_ptr<v1::SandboxService::Stub> sandboxes_;
   std::unique_ptr<v1::ConnectionService::Stub> connections_;
   std::unique_ptr<v1::GradingService::Stub> grading_;
+  std::unique_ptr<v1::DutService::Stub> duts_;
 };
 
 // Prints "tcplab: MSG" and a pointer to the help on stderr; returns 2.

@@ -1,6 +1,6 @@
 // The connection commands (listen, connect, send, recv, shutdown, close, abort, show, conns)
 // and the table of every command. Sandboxes are in sandbox.cc, streams in watch.cc, grading
-// in grade.cc.
+// in grade.cc, DUTs in dut.cc.
 #include "client/cli/commands.h"
 
 #include <cstdint>
@@ -293,6 +293,8 @@ const std::vector<Command>& Commands() {
       {{"grade"}, {{"--target"}, {"--dut"}, {"--student"}, {"--junit"}, {"--tolerance-usecs"}}, 1, SIZE_MAX,
        "at least one SCRIPT", RunGrade},
       {{"grade", "results"}, {{"--student"}, {"--run"}, {"--csv", false}, {"--limit"}}, 0, 0, "", RunGradeResults},
+      {{"dut"}, {{"--stack"}, {"--name"}, {"--description"}}, 0, 0, "", RunDut},
+      {{"dut", "ls"}, {}, 0, 0, "", RunDutList},
       {{"help"}, {}, 0, 1, "", Help},
   };
   return kCommands;

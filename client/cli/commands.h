@@ -38,4 +38,8 @@ int RunPcap(Client& client, const Args& args);
 int RunGrade(Client& client, const Args& args);
 int RunGradeResults(Client& client, const Args& args);
 
+// Devices under test (dut.cc).
+int RunDut(Client& client, const Args& args);
+int RunDutList(Client& client, const Args& args);
+
 }  // namespace tcplab::cli

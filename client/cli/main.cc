@@ -1,5 +1,5 @@
 // tcplab: the command-line client of tcplabd. Flags and dispatch live here; the commands in
-// commands.cc (unary calls), watch.cc (streams) and grade.cc (grading).
+// commands.cc (unary calls), watch.cc (streams), grade.cc (grading) and dut.cc (DUTs).
 //
 // argv is parsed by hand rather than with absl flags: the CLI is a tree of subcommands with
 // positional arguments, each with its own options. The global options (--server, --token,
@@ -80,6 +80,17 @@ Grading (scripts: engine/grading/SCRIPTS.md):
   grade results --run ID [--csv]
                   stored runs, newest first (--limit default 100); --run ID: one run with
                   its results; --csv: a gradebook, one row per script result
+
+Devices under test (a stack attached through DutService, graded with --target dut):
+  dut --stack engine [--name NAME] [--description TEXT]
+                  attaches tcplab's engine as a DUT (the default NAME is "engine") and
+                  prints 'attached as "NAME"'; logs each script it serves on stderr; runs
+                  until Ctrl-C or SIGTERM (detaches, exit 0) or until the server ends the
+                  stream (exit 1 with its reason, e.g. ALREADY_EXISTS for a name in use).
+                  --stack takes only engine: the kernel is graded directly with --target
+                  kernel, and a stack of your own attaches itself
+                  (client/python/examples/student_dut.py)
+  dut ls          the attached DUTs: name, busy (a run is using it), peer, description
 
   help            this text
 
