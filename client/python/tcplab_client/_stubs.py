@@ -40,6 +40,7 @@ try:
     from tcplab.v1 import common_pb2, connection_pb2, connection_pb2_grpc  # noqa: E402
     from tcplab.v1 import events_pb2, sandbox_pb2, sandbox_pb2_grpc  # noqa: E402
     from tcplab.v1 import grading_pb2, grading_pb2_grpc  # noqa: E402
+    from tcplab.v1 import dut_pb2, dut_pb2_grpc  # noqa: E402
 except ImportError as e:  # pragma: no cover - depends on the environment
     where = os.environ.get("TCPLAB_PY_STUBS") or str(_REPO / "build" / "python")
     raise ImportError(
@@ -53,6 +54,8 @@ __all__ = [
     "common_pb2",
     "connection_pb2",
     "connection_pb2_grpc",
+    "dut_pb2",
+    "dut_pb2_grpc",
     "events_pb2",
     "grading_pb2",
     "grading_pb2_grpc",

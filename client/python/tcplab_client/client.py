@@ -1,4 +1,4 @@
-"""``Client``: the tcplab.v1 SandboxService, ConnectionService and GradingService as plain Python calls."""
+"""``Client``: tcplab.v1's SandboxService, ConnectionService, GradingService and ListDuts as plain Python calls."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from ._stubs import (
     common_pb2,
     connection_pb2,
     connection_pb2_grpc,
+    dut_pb2,
+    dut_pb2_grpc,
     events_pb2,
     grading_pb2,
     grading_pb2_grpc,
@@ -238,6 +240,7 @@ class Client:
         self._sandboxes = sandbox_pb2_grpc.SandboxServiceStub(self._channel)
         self._conns = connection_pb2_grpc.ConnectionServiceStub(self._channel)
         self._grading = grading_pb2_grpc.GradingServiceStub(self._channel)
+        self._duts = dut_pb2_grpc.DutServiceStub(self._channel)
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -613,3 +616,10 @@ class Client:
     def get_run(self, run_id: int) -> "grading_pb2.GradingRun":
         """One stored run with every script's result."""
         return self._call(self._grading.GetRun, grading_pb2.GetRunRequest(id=run_id))
+
+    # -- devices under test -----------------------------------------------------------------
+
+    def list_duts(self) -> list:
+        """The DUTs attached now (``tcplab.v1.AttachedDut``: name, description, peer, busy).
+        A DUT attaches itself (DutService.AttachDut): see examples/student_dut.py."""
+        return list(self._call(self._duts.ListDuts, dut_pb2.ListDutsRequest()).duts)

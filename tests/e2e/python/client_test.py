@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -731,6 +732,267 @@ class GradingTest(ServerTestCase):
         with self.assertRaises(TcplabError) as cm:
             self.client.get_run(987654)
         self.assertEqual(cm.exception.code, grpc.StatusCode.NOT_FOUND)
+
+
+# ---------------------------------------------------------------------------------------------
+# The student DUT skeleton (examples/student_dut.py): its header code alone, then the
+# skeleton attached to a live tcplabd and graded through the Python client.
+
+STUDENT_DUT = REPO / "client" / "python" / "examples" / "student_dut.py"
+
+
+def _load_student_dut():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("student_dut", STUDENT_DUT)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["student_dut"] = mod  # dataclasses look their module up while it runs
+    spec.loader.exec_module(mod)
+    return mod
+
+
+class StudentDutUnitTest(unittest.TestCase):
+    """The skeleton's header parser and builder, and its socket bookkeeping, without a server."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.sd = _load_student_dut()
+
+    def test_checksum_is_rfc_1071(self) -> None:
+        # RFC 1071 §3's example: the words 0001 f203 f4f5 f6f7 sum to ddf2 (with carries),
+        # so the checksum is its complement.
+        self.assertEqual(self.sd.checksum(bytes.fromhex("0001f203f4f5f6f7")), 0xFFFF - 0xDDF2)
+        self.assertEqual(self.sd.checksum(b"\x01"), 0xFFFF - 0x0100)  # odd length: padded with a zero
+
+    def test_build_then_parse_round_trip(self) -> None:
+        sd = self.sd
+        mss = struct.pack("!BBH", 2, 4, 1460)
+        ts = struct.pack("!BBBBII", 1, 1, 8, 10, 12345, 678)
+        raw = sd.build_datagram(
+            "198.18.0.1", "198.18.0.2", 8080, 45000, 0xFFFFFFFF, 1000001, sd.SYN | sd.ACK, 65535,
+            payload=b"hi", options=mss + ts,
+        )
+        self.assertEqual(len(raw), 20 + 20 + 16 + 2)
+        self.assertEqual(sd.checksum(raw[:20]), 0)  # the IPv4 header checksum verifies
+        seg = sd.parse_datagram(raw)
+        self.assertEqual((seg.src, seg.dst, seg.sport, seg.dport), ("198.18.0.1", "198.18.0.2", 8080, 45000))
+        self.assertEqual((seg.seq, seg.ack, seg.flags, seg.window), (0xFFFFFFFF, 1000001, 0x12, 65535))
+        self.assertEqual(seg.options, [("mss", 1460), ("nop",), ("nop",), ("TS", 12345, 678)])
+        self.assertEqual(seg.payload, b"hi")
+        self.assertTrue(seg.checksum_ok)
+        self.assertEqual(
+            sd.format_segment(seg),
+            "198.18.0.1:8080 > 198.18.0.2:45000 [S.] seq=4294967295 ack=1000001 win=65535 len=2 "
+            "<mss 1460,nop,nop,TS val 12345 ecr 678>",
+        )
+        # One flipped payload bit breaks the TCP checksum; the line says so.
+        bad = bytearray(raw)
+        bad[-1] ^= 0x01
+        seg = sd.parse_datagram(bytes(bad))
+        self.assertFalse(seg.checksum_ok)
+        self.assertTrue(sd.format_segment(seg).endswith(" [bad checksum]"))
+
+    def test_parse_refuses_what_is_not_ipv4_tcp(self) -> None:
+        sd = self.sd
+        good = sd.build_datagram("198.18.0.2", "198.18.0.1", 45000, 8080, 1, 0, sd.SYN, 1024)
+        for data, what in (
+            (good[:19], "shorter than an IPv4 header"),
+            (b"\x65" + good[1:], "IP version 6"),
+            (good[:9] + b"\x11" + good[10:], "not TCP"),
+            (good[:30], "bad lengths"),
+            (good[:32] + b"\x40" + good[33:], "data offset"),
+        ):
+            with self.assertRaises(ValueError) as cm:
+                sd.parse_datagram(data)
+            self.assertIn(what, str(cm.exception))
+        self.assertEqual(sd.flag_letters(0), "none")
+        self.assertEqual(sd.flag_letters(sd.FIN | sd.ACK), "F.")
+        self.assertEqual(sd.flag_letters(sd.RST), "R")
+
+    def test_stack_bookkeeping_answers(self) -> None:
+        sd = self.sd
+        st = sd.StudentStack(send=lambda b: None, log=lambda s: None)
+        SC = pb.dut_pb2.SocketCall
+
+        def call(op, **kw):
+            try:
+                return st.call(SC(op=op, **kw))
+            except sd.SockError as e:
+                return e.errno
+
+        d = pb.dut_pb2
+        self.assertEqual(call(d.SOCK_OP_SOCKET), 3)
+        self.assertEqual(call(d.SOCK_OP_SOCKET), 4)
+        self.assertEqual(call(d.SOCK_OP_ACCEPT, handle=3), "EINVAL")  # not listening
+        self.assertEqual(call(d.SOCK_OP_BIND, handle=3, addr_ip="198.18.0.1", addr_port=8080), 0)
+        self.assertEqual(call(d.SOCK_OP_LISTEN, handle=3, arg=1), 0)
+        self.assertEqual(call(d.SOCK_OP_ACCEPT, handle=3), sd.BLOCKED)
+        self.assertEqual(call(d.SOCK_OP_GET_FLAGS, handle=3), 0x2)
+        self.assertEqual(call(d.SOCK_OP_SET_NONBLOCKING, handle=3, flag=True), 0)
+        self.assertEqual(call(d.SOCK_OP_GET_FLAGS, handle=3), 0x802)
+        self.assertEqual(call(d.SOCK_OP_ACCEPT, handle=3), "EAGAIN")
+        self.assertEqual(call(d.SOCK_OP_GET_SO_ERROR, handle=3), (0, "0"))
+        self.assertEqual(call(d.SOCK_OP_CONNECT, handle=4, addr_ip="198.18.0.2", addr_port=8080), "ENOSYS")
+        self.assertEqual(call(d.SOCK_OP_READ, handle=9, arg=10), "EBADF")
+        self.assertEqual(call(d.SOCK_OP_UNSPECIFIED), "EINVAL")
+        self.assertEqual(call(99), "EINVAL")
+        self.assertEqual(call(d.SOCK_OP_CLOSE, handle=3), 0)
+        self.assertEqual(call(d.SOCK_OP_CLOSE, handle=3), "EBADF")
+        st.reset("next.pkt")
+        self.assertEqual(call(d.SOCK_OP_CLOSE, handle=4), "EBADF")  # a reset forgets every socket
+        self.assertEqual(call(d.SOCK_OP_SOCKET), 3)
+
+
+# The calls the skeleton implements for real, on a non-blocking listener: passes on it.
+SKELETON_BOOKKEEPING = """--tolerance_usecs=100000
+0    socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0   setsockopt(3, SOL_SOCKET, SO_REUSEADDR, [1], 4) = 0
++0   fcntl(3, F_SETFL, O_RDWR|O_NONBLOCK) = 0
++0   fcntl(3, F_GETFL) = 0x802 (flags O_RDWR|O_NONBLOCK)
++0   bind(3, ..., ...) = 0
++0   listen(3, 1) = 0
++0   accept(3, ..., ...) = -1 EAGAIN (Resource temporarily unavailable)
++0   getsockopt(3, SOL_SOCKET, SO_ERROR, [0], [4]) = 0
++0   close(3) = 0
+"""
+
+# A blocking accept that nothing completes: the skeleton answers "blocked" at once, so the
+# script fails on the call still being blocked, not on a DUT that did not answer.
+SKELETON_BLOCKED_ACCEPT = """--tolerance_usecs=100000
+0    socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0   bind(3, ..., ...) = 0
++0   listen(3, 1) = 0
++0...0.2 accept(3, ..., ...) = 4
++.1  close(3) = 0
+"""
+
+
+class StudentDutTest(ServerTestCase):
+    """examples/student_dut.py attached to tcplabd, graded with Client.grade."""
+
+    def start_skeleton(self, name: str, server: str | None = None) -> tuple[subprocess.Popen, str, str]:
+        """The skeleton as a student runs it; stopped by its PID at the end of the test."""
+        d = tempfile.mkdtemp(prefix="tcplab-skeleton-")
+        self.addCleanup(shutil.rmtree, d, True)
+        out, err = os.path.join(d, "out"), os.path.join(d, "err")
+        with open(out, "wb") as o, open(err, "wb") as e:
+            p = subprocess.Popen(
+                [PYTHON, str(STUDENT_DUT), "--server", server or self.server.address, "--name", name],
+                stdout=o,
+                stderr=e,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_pdeathsig,
+            )
+        with _started_lock:
+            _started[p.pid] = p
+        self.addCleanup(self._stop_skeleton, p)
+        return p, out, err
+
+    @staticmethod
+    def _stop_skeleton(p: subprocess.Popen) -> None:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        with _started_lock:
+            _started.pop(p.pid, None)
+
+    @staticmethod
+    def read(path: str) -> str:
+        with open(path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def wait_listed(self, name: str, listed: bool, p: subprocess.Popen, err: str) -> None:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if (name in [d.name for d in self.client.list_duts()]) == listed:
+                return
+            if listed and p.poll() is not None:
+                self.fail(f"the skeleton exited with {p.returncode}:\n{self.read(err)}")
+            time.sleep(0.05)
+        self.fail(f"{name} {'not' if listed else 'still'} listed after 15 s:\n{self.read(err)}")
+
+    def test_skeleton_speaks_the_protocol_but_has_no_tcp(self) -> None:
+        p, out, err = self.start_skeleton("py-skel")
+        self.wait_listed("py-skel", True, p, err)
+        duts = {d.name: d for d in self.client.list_duts()}
+        self.assertEqual(duts["py-skel"].description, "student_dut.py skeleton")
+        self.assertFalse(duts["py-skel"].busy)
+
+        # handshake_passive.pkt: the calls are answered; the SYN arrives and is logged; no
+        # SYN-ACK comes back: the script fails there, clearly.
+        script = REPO / "tests" / "scripts" / "lifecycle" / "handshake_passive.pkt"
+        synack_line = next(
+            i for i, line in enumerate(script.read_text().splitlines(), 1) if line.split()[1:3] == [">", "S."]
+        )
+        run = self.client.grade([str(script)], "dut", dut="py-skel", student="py-skeleton")
+        results = list(run)
+        self.assertEqual(len(results), 1)
+        r = results[0]
+        self.assertFalse(r.passed)
+        self.assertEqual(r.line, synack_line, r.error)
+        self.assertIn("nothing was sent", r.error)
+        self.assertIn("> S. 0:0(0) ack 1", r.error)
+        self.assertEqual((run.summary.passed, run.summary.failed), (0, 1))
+        self.assertEqual(run.summary.state, pb.grading_pb2.RUN_STATE_DONE)
+        self.assertFalse(run.passed)
+
+        log = self.read(out)
+        self.assertRegex(log, r'(?m)^attached as "py-skel" \(you are 198\.18\.0\.1, ')
+        self.assertIn(f"script: {script}\n", log)
+        for call in (r"SOCKET\(\) -> 3", r"SET_REUSEADDR\(3, on\) -> 0", r"BIND\(3, 198\.18\.0\.1:8080\) -> 0",
+                     r"LISTEN\(3, 1\) -> 0"):
+            self.assertRegex(log, rf"(?m)^ +\d+\.\d{{6}} call {call}$")
+        # The injected SYN, decoded: the peer's ISN is 1,000,000; its checksums verify.
+        self.assertRegex(
+            log,
+            r"(?m)^ +\d+\.\d{6} <- 198\.18\.0\.2:45000 > 198\.18\.0\.1:8080 \[S\] seq=1000000 ack=0 win=65535 "
+            r"len=0 <mss 1460>$",
+        )
+        self.assertNotRegex(log, r"(?m) -> 198\.18")  # it sent nothing
+
+        # What it implements passes; a blocking accept is answered "blocked" at once.
+        run = self.client.grade(
+            [
+                ("skeleton/bookkeeping.pkt", SKELETON_BOOKKEEPING),
+                ("skeleton/blocked_accept.pkt", SKELETON_BLOCKED_ACCEPT),
+            ],
+            "dut",
+            dut="py-skel",
+        )
+        results = list(run)
+        self.assertEqual(len(results), 2)
+        self.assertTrue(results[0].passed, format_failure(results[0], "dut"))
+        self.assertFalse(results[1].passed)
+        self.assertIn("still blocked", results[1].error)
+        self.assertNotIn("EDUT", results[1].error)  # not "the DUT did not answer"
+        log = self.read(out)
+        self.assertRegex(log, r"(?m)call ACCEPT\(3\) -> -1 EAGAIN$")
+        self.assertRegex(log, r"(?m)call GET_FLAGS\(3\) -> 2050$")
+        self.assertRegex(log, r"(?m)call ACCEPT\(3\) -> blocked$")
+
+        # The name is taken: a second skeleton is refused and exits 1.
+        p2, out2, err2 = self.start_skeleton("py-skel")
+        self.assertEqual(p2.wait(timeout=30), 1, self.read(err2))
+        self.assertIn("ALREADY_EXISTS", self.read(err2))
+        self.assertIn("py-skel", [d.name for d in self.client.list_duts()])
+
+        # Ctrl-C: it detaches and exits 0; the lab no longer lists it.
+        p.send_signal(signal.SIGINT)
+        self.assertEqual(p.wait(timeout=30), 0, self.read(err))
+        self.assertTrue(self.read(out).endswith("detached\n"), self.read(out)[-500:])
+        self.assertEqual(self.read(err), "")
+        self.wait_listed("py-skel", False, p, err)
+
+    def test_sigterm_detaches_and_no_server_exits_1(self) -> None:
+        p, out, err = self.start_skeleton("py-term")
+        self.wait_listed("py-term", True, p, err)
+        p.send_signal(signal.SIGTERM)
+        self.assertEqual(p.wait(timeout=30), 0, self.read(err))
+        self.wait_listed("py-term", False, p, err)
+
+        p, out, err = self.start_skeleton("py-nowhere", server="127.0.0.1:1")
+        self.assertEqual(p.wait(timeout=30), 1, self.read(err))
+        self.assertIn("student_dut: UNAVAILABLE: ", self.read(err))
 
 
 # ---------------------------------------------------------------------------------------------
