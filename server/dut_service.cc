@@ -307,6 +307,15 @@ DutRegistry::Lease::~Lease() {
   registry_->busy_.erase(session_->name());
 }
 
+void DutRegistry::EndAll(const grpc::Status& why) {
+  std::vector<std::shared_ptr<DutSession>> all;
+  {
+    absl::MutexLock l(&mu_);
+    for (const auto& [name, s] : by_name_) all.push_back(s);
+  }
+  for (const auto& s : all) s->End(why);  // Detach takes mu_ through Remove: not under it
+}
+
 std::vector<v1::AttachedDut> DutRegistry::List() const {
   absl::MutexLock l(&mu_);
   std::vector<v1::AttachedDut> out;

@@ -53,6 +53,8 @@ class DutSession : public grpc::ServerBidiReactor<v1::DutMessage, v1::LabMessage
   // The final result of call `id` with the time it arrived, if it has.
   std::optional<std::pair<Clock::time_point, v1::CallResult>> Final(uint64_t id) ABSL_LOCKS_EXCLUDED(mu_);
   bool detached() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Ends the stream with `why` (server shutdown).
+  void End(grpc::Status why) { Detach(std::move(why)); }
 
   const std::string& name() const { return name_; }
   const std::string& description() const { return description_; }
@@ -113,6 +115,8 @@ class DutRegistry {
   };
   absl::StatusOr<std::unique_ptr<Lease>> Acquire(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
   std::vector<v1::AttachedDut> List() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Ends every DUT's stream with `why` (at shutdown, so DUTs learn it at once).
+  void EndAll(const grpc::Status& why) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   mutable absl::Mutex mu_;

@@ -95,6 +95,7 @@ void Server::Shutdown(absl::Duration grace) {
   if (grpc_) {
     grpc_->GetHealthCheckService()->SetServingStatus(false);
     grading_service_->Stop();  // runs end before their next line, stored INTERRUPTED
+    duts_->EndAll(grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down"));
     // Streams end once they have sent what their sandbox logged, with UNAVAILABLE.
     registry_->DeleteAll(absl::UnavailableError("server shutting down"));
     grpc_->Shutdown(absl::ToChronoTime(absl::Now() + grace));

@@ -41,6 +41,7 @@ class DutTest : public ServerTest {
       dut::EngineDutOptions o;
       o.name = name;
       dut_status_ = dut::RunEngineDut(NewChannel(server_->addresses()[0]), o, stop_);
+      dut_done_ = true;
     });
     // Attached once ListDuts shows it.
     for (int i = 0; i < 200 && !Attached(name); ++i) absl::SleepFor(absl::Milliseconds(10));
@@ -73,6 +74,7 @@ class DutTest : public ServerTest {
   std::unique_ptr<v1::DutService::Stub> duts_;
   std::unique_ptr<v1::GradingService::Stub> grading_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> dut_done_{false};
   std::thread dut_thread_;
   absl::Status dut_status_;
 };
@@ -190,6 +192,18 @@ TEST_F(DutTest, ADutThatNeverAnswersFailsTheScriptNotTheServer) {
   ctx.TryCancel();
   drain.join();
   stream->Finish();
+}
+
+TEST_F(DutTest, ShutdownEndsDutStreamsAtOnce) {
+  StartEngineDut("leaving");
+  const absl::Time t0 = absl::Now();
+  std::thread stopper([&] { server_->Shutdown(absl::Seconds(5)); });
+  while (!dut_done_ && absl::Now() - t0 < absl::Seconds(10)) absl::SleepFor(absl::Milliseconds(5));
+  EXPECT_LT(absl::Now() - t0, absl::Seconds(3));  // ended at once, not after the 5 s grace
+  stopper.join();
+  StopEngineDut();
+  EXPECT_EQ(dut_status_.code(), absl::StatusCode::kUnavailable) << dut_status_;
+  EXPECT_THAT(std::string(dut_status_.message()), HasSubstr("server shutting down"));
 }
 
 }  // namespace
