@@ -15,155 +15,12 @@ namespace {
 const std::vector<std::string> kLifecycle = {"lifecycle/handshake_passive.pkt", "lifecycle/handshake_active.pkt",
                                              "lifecycle/close_active.pkt", "lifecycle/close_passive.pkt"};
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-std::vector<std::string> SplitLines(const std::string& out) {
-  std::vector<std::string> lines;
-  for (absl::string_view l : absl::StrSplit(out, '\n', absl::SkipEmpty())) lines.emplace_back(l);
-  return lines;
-}
-
-// A fresh temporary directory, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/tcplab-dut-XXXXXX";
-    if (mkdtemp(tmpl)) path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-// A process in the background (here `tcplab dut`): stdout read as it comes through a pipe,
-// stderr to a file. Signalled and killed by its PID only; the destructor kills it if the test
-// did not wait for it.
-class Background {
- public:
-  Background() = default;
-  Background(const Background&) = delete;
-  Background& operator=(const Background&) = delete;
-  ~Background() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    if (fd_ >= 0) close(fd_);
-  }
-
-  void Start(const std::vector<std::string>& argv, const std::string& err_path) {
-    err_path_ = err_path;
-    std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    int p[2];
-    ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
-    pid_ = fork();
-    ASSERT_GE(pid_, 0);
-    if (pid_ == 0) {
-      int devnull = open("/dev/null", O_RDONLY);
-      int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      dup2(devnull, STDIN_FILENO);
-      dup2(p[1], STDOUT_FILENO);
-      dup2(err, STDERR_FILENO);
-      execv(args[0], args.data());
-      _exit(127);
-    }
-    close(p[1]);
-    fd_ = p[0];
-  }
-
-  // Reads stdout until `done(out)`, the deadline or the end of output. True if `done` held.
-  bool ReadUntil(const std::function<bool(const std::string&)>& done, absl::Duration timeout) {
-    const absl::Time deadline = absl::Now() + timeout;
-    while (!done(out_)) {
-      const absl::Duration left = deadline - absl::Now();
-      if (left <= absl::ZeroDuration() || fd_ < 0) return false;
-      pollfd p = {fd_, POLLIN, 0};
-      if (poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1) <= 0) continue;
-      char buf[4096];
-      ssize_t n = read(fd_, buf, sizeof buf);
-      if (n > 0) {
-        out_.append(buf, static_cast<size_t>(n));
-      } else if (n == 0 || errno != EINTR) {
-        close(fd_);
-        fd_ = -1;
-      }
-    }
-    return true;
-  }
-
-  // True while the process has not exited (reaps it when it has).
-  bool Running() {
-    if (pid_ <= 0) return false;
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      return false;
-    }
-    return true;
-  }
-
-  void Signal(int sig) {
-    ASSERT_GT(pid_, 0);
-    ASSERT_EQ(kill(pid_, sig), 0);
-  }
-
-  // Reads to the end of output and waits for the exit, SIGKILL after `timeout`. The exit
-  // code, -1 if it was killed.
-  int Wait(absl::Duration timeout) {
-    const absl::Time deadline = absl::Now() + timeout;
-    ReadUntil([](const std::string&) { return false; }, timeout);
-    while (Running()) {
-      if (absl::Now() > deadline) {
-        kill(pid_, SIGKILL);
-        waitpid(pid_, nullptr, 0);
-        pid_ = -1;
-        return -1;
-      }
-      absl::SleepFor(absl::Milliseconds(10));
-    }
-    return exit_code_;
-  }
-
-  const std::string& out() const { return out_; }
-  std::string err() const { return ReadFile(err_path_); }
-  std::string Describe() const { return absl::StrCat("--- stdout:\n", out_, "\n--- stderr:\n", err()); }
-
- private:
-  pid_t pid_ = -1;
-  int fd_ = -1;
-  int exit_code_ = -1;
-  std::string out_, err_path_;
-};
-
-// The CLI runs in tests/scripts, so that script names are "lifecycle/close_active.pkt".
-class CliDutTest : public CliTest {
+class CliDutTest : public ScriptsCliTest {
  protected:
-  void SetUp() override {
-    ASSERT_NO_FATAL_FAILURE(CliTest::SetUp());
-    ASSERT_FALSE(tmp_.path().empty());
-    old_cwd_ = std::filesystem::current_path();
-    std::filesystem::current_path(std::string(TCPLAB_SOURCE_DIR) + "/tests/scripts");
-  }
-  void TearDown() override {
-    if (!old_cwd_.empty()) std::filesystem::current_path(old_cwd_);
-    CliTest::TearDown();
-  }
+  CliDutTest() : ScriptsCliTest("tcplab-dut") {}
 
   // `tcplab --server ADDR [--json] dut --stack engine ARGS...` in the background.
-  void StartDut(Background& b, const std::vector<std::string>& args, bool json = false) {
+  void StartDut(BackgroundProcess& b, const std::vector<std::string>& args, bool json = false) {
     std::vector<std::string> argv = {TCPLAB_CLI_BIN, "--server", daemon_.address()};
     if (json) argv.push_back("--json");
     argv.insert(argv.end(), {"dut", "--stack", "engine"});
@@ -192,20 +49,16 @@ class CliDutTest : public CliTest {
     return false;
   }
 
-  Result Grade(const std::vector<std::string>& scripts, const std::string& dut) {
-    std::vector<std::string> args = {"grade"};
-    args.insert(args.end(), scripts.begin(), scripts.end());
-    args.insert(args.end(), {"--target", "dut", "--dut", dut, "--tolerance-usecs", "20000"});
-    return Cli(args, absl::Minutes(3));
+  // `grade SCRIPTS... --target dut --dut DUT`, with real time's tolerance.
+  Result GradeDut(const std::vector<std::string>& scripts, const std::string& dut) {
+    return Grade(scripts, "dut", {"--dut", dut, "--tolerance-usecs", "20000"});
   }
 
-  TempDir tmp_;
-  std::string old_cwd_;
   int next_ = 0;
 };
 
 TEST_F(CliDutTest, EngineAttachedByTheCliPassesTheLifecycleThenDetachesOnSigterm) {
-  Background dut;
+  BackgroundProcess dut;
   ASSERT_NO_FATAL_FAILURE(StartDut(dut, {"--name", "e1"}));
   ASSERT_TRUE(WaitListed("e1", true)) << dut.Describe();
   ASSERT_TRUE(dut.ReadUntil([](const std::string& out) { return absl::StrContains(out, "\n"); }, absl::Seconds(10)))
@@ -227,7 +80,7 @@ TEST_F(CliDutTest, EngineAttachedByTheCliPassesTheLifecycleThenDetachesOnSigterm
   EXPECT_TRUE(std::regex_match(rows[1], std::regex(R"(^e1 +no +ipv4:127\.0\.0\.1:\d+ +tcplab engine .*$)"))) << ls.out;
 
   // Graded through the protocol, the engine passes what it passes in process.
-  Result g = Grade(kLifecycle, "e1");
+  Result g = GradeDut(kLifecycle, "e1");
   ASSERT_EQ(g.exit_code, 0) << g.Describe() << dut.Describe();
   const std::vector<std::string> lines = SplitLines(g.out);
   ASSERT_EQ(lines.size(), kLifecycle.size() + 1) << g.out;
@@ -245,7 +98,7 @@ TEST_F(CliDutTest, EngineAttachedByTheCliPassesTheLifecycleThenDetachesOnSigterm
   }
 
   // The name is taken: a second DUT is refused, and the first stays attached.
-  Background second;
+  BackgroundProcess second;
   ASSERT_NO_FATAL_FAILURE(StartDut(second, {"--name", "e1"}));
   EXPECT_EQ(second.Wait(absl::Seconds(30)), 1) << second.Describe();
   EXPECT_TRUE(absl::StrContains(second.err(), "tcplab: ALREADY_EXISTS: ")) << second.Describe();
@@ -263,14 +116,14 @@ TEST_F(CliDutTest, EngineAttachedByTheCliPassesTheLifecycleThenDetachesOnSigterm
   EXPECT_EQ(Cli({"dut", "ls"}).out, "NAME                 BUSY  PEER                     DESCRIPTION\n");
 
   // Grading it now is refused, naming it.
-  Result gone = Grade({kLifecycle[0]}, "e1");
+  Result gone = GradeDut({kLifecycle[0]}, "e1");
   EXPECT_EQ(gone.exit_code, 1) << gone.Describe();
   EXPECT_TRUE(absl::StrContains(gone.err, "tcplab: FAILED_PRECONDITION: ")) << gone.Describe();
   EXPECT_TRUE(absl::StrContains(gone.err, "\"e1\"")) << gone.Describe();
 }
 
 TEST_F(CliDutTest, JsonEventsDescriptionAndSigint) {
-  Background dut;
+  BackgroundProcess dut;
   ASSERT_NO_FATAL_FAILURE(StartDut(dut, {"--name", "j.1_x", "--description", "mine, with spaces"}, /*json=*/true));
   ASSERT_TRUE(dut.ReadUntil([](const std::string& out) { return absl::StrContains(out, "\n"); }, absl::Seconds(10)))
       << dut.Describe();
@@ -280,7 +133,7 @@ TEST_F(CliDutTest, JsonEventsDescriptionAndSigint) {
   ASSERT_TRUE(duts.contains("j.1_x"));
   EXPECT_EQ(duts.at("j.1_x").description(), "mine, with spaces");
 
-  Result g = Grade({kLifecycle[0]}, "j.1_x");
+  Result g = GradeDut({kLifecycle[0]}, "j.1_x");
   EXPECT_EQ(g.exit_code, 0) << g.Describe();
   ASSERT_NO_FATAL_FAILURE(dut.Signal(SIGINT));
   EXPECT_EQ(dut.Wait(absl::Seconds(30)), 0) << dut.Describe();
@@ -294,7 +147,7 @@ TEST_F(CliDutTest, JsonEventsDescriptionAndSigint) {
 }
 
 TEST_F(CliDutTest, ServerGoingAwayEndsTheDutWithItsReason) {
-  Background dut;
+  BackgroundProcess dut;
   ASSERT_NO_FATAL_FAILURE(StartDut(dut, {"--name", "e2"}));
   ASSERT_TRUE(WaitListed("e2", true)) << dut.Describe();
   daemon_.Stop();
@@ -305,7 +158,7 @@ TEST_F(CliDutTest, ServerGoingAwayEndsTheDutWithItsReason) {
 }
 
 TEST_F(CliDutTest, UnreachableServerIsUnavailable) {
-  TempDir dir;
+  TempDir dir{"tcplab-dut"};
   const std::string sock = dir.path() + "/nobody.sock";  // no server listens there
   Result r = RunProcess({TCPLAB_CLI_BIN, "--server", "unix:" + sock, "dut", "--stack", "engine"}, absl::Seconds(30));
   EXPECT_EQ(r.exit_code, 1) << r.Describe();

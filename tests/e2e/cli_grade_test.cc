@@ -51,22 +51,9 @@ void WriteFile(const std::string& path, const std::string& text) {
   ASSERT_TRUE(f.good()) << path;
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 bool Exists(const std::string& path) {
   struct stat st;
   return stat(path.c_str(), &st) == 0;
-}
-
-std::vector<std::string> SplitLines(const std::string& out) {
-  std::vector<std::string> lines;
-  for (absl::string_view l : absl::StrSplit(out, '\n', absl::SkipEmpty())) lines.emplace_back(l);
-  return lines;
 }
 
 // The lines that are progress lines: "[i/n] PASS|FAIL name".
@@ -207,47 +194,13 @@ std::vector<std::string> NamespacesOf(pid_t pid) {
   return names;
 }
 
-// A fresh temporary directory, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/tcplab-grade-XXXXXX";
-    if (mkdtemp(tmpl)) path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-// The CLI runs in tests/scripts, so that script names are "lifecycle/close_active.pkt" as a
-// user in the repository would type them.
-class GradeTest : public CliTest {
+class GradeTest : public ScriptsCliTest {
  protected:
-  void SetUp() override {
-    ASSERT_NO_FATAL_FAILURE(CliTest::SetUp());
-    ASSERT_FALSE(tmp_.path().empty());
-    old_cwd_ = std::filesystem::current_path();
-    std::filesystem::current_path(std::string(TCPLAB_SOURCE_DIR) + "/tests/scripts");
-    ASSERT_TRUE(Exists("lifecycle/close_active.pkt"));
-  }
-  void TearDown() override {
-    if (!old_cwd_.empty()) std::filesystem::current_path(old_cwd_);
-    CliTest::TearDown();
-  }
+  GradeTest() : ScriptsCliTest("tcplab-grade") {}
 
-  // `grade SCRIPTS... --target TARGET EXTRA...`
-  Result Grade(const std::vector<std::string>& scripts, const std::string& target,
-               const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> args = {"grade"};
-    args.insert(args.end(), scripts.begin(), scripts.end());
-    args.insert(args.end(), {"--target", target});
-    args.insert(args.end(), extra.begin(), extra.end());
-    return Cli(args, absl::Minutes(3));
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(ScriptsCliTest::SetUp());
+    ASSERT_TRUE(Exists("lifecycle/close_active.pkt"));
   }
 
   std::string WrongScript() {
@@ -309,9 +262,6 @@ class GradeTest : public CliTest {
     }
     EXPECT_FALSE(Exists(junit + ".tmp")) << "the temporary file was left behind";
   }
-
-  TempDir tmp_;
-  std::string old_cwd_;
 };
 
 TEST_F(GradeTest, EngineLifecycleScriptsPass) { LifecyclePasses("engine"); }
@@ -608,41 +558,13 @@ class OwnDaemon {
  public:
   ~OwnDaemon() { Stop(); }
 
+  // tcplabd on DIR/data, its ready file and log named by `tag`.
   void Start(const std::string& dir, const std::string& tag) {
-    const std::string ready = absl::StrCat(dir, "/ready-", tag);
     log_ = absl::StrCat(dir, "/tcplabd-", tag, ".log");
-    std::vector<std::string> argv = {TCPLABD_BIN,  "--listen",   "127.0.0.1:0",
-                                     "--ready_file", ready, "--data_dir", dir + "/data"};
-    pid_ = fork();
-    ASSERT_GE(pid_, 0);
-    if (pid_ == 0) {
-      int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      int devnull = open("/dev/null", O_RDONLY);
-      dup2(devnull, STDIN_FILENO);
-      dup2(fd, STDOUT_FILENO);
-      dup2(fd, STDERR_FILENO);
-      std::vector<char*> args;
-      for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      execv(args[0], args.data());
-      _exit(127);
-    }
-    const absl::Time deadline = absl::Now() + absl::Seconds(30);
-    while (absl::Now() < deadline) {
-      std::ifstream f(ready);
-      std::string line;
-      if (f && std::getline(f, line) && !line.empty()) {
-        address_ = line;
-        return;
-      }
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        FAIL() << "tcplabd exited before it was ready:\n" << Log();
-      }
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    FAIL() << "tcplabd wrote no " << ready << " within 30 s:\n" << Log();
+    std::vector<std::string> addresses;
+    ASSERT_NO_FATAL_FAILURE(StartTcplabd({"--listen", "127.0.0.1:0", "--data_dir", dir + "/data"},
+                                         absl::StrCat(dir, "/ready-", tag), log_, &pid_, &addresses));
+    address_ = addresses.front();
   }
 
   void Kill9() {
@@ -657,20 +579,9 @@ class OwnDaemon {
   // SIGTERM, then wait (SIGKILL after 30 s). Returns the exit status (-1 if signalled).
   int Stop() {
     if (pid_ <= 0) return 0;
-    kill(pid_, SIGTERM);
-    const absl::Time deadline = absl::Now() + absl::Seconds(30);
-    int status = 0;
-    while (waitpid(pid_, &status, WNOHANG) == 0) {
-      if (absl::Now() > deadline) {
-        ADD_FAILURE() << "tcplabd did not stop on SIGTERM within 30 s; killing it";
-        kill(pid_, SIGKILL);
-        waitpid(pid_, &status, 0);
-        break;
-      }
-      absl::SleepFor(absl::Milliseconds(20));
-    }
+    const int code = StopTcplabd(pid_);
     pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return code;
   }
 
   pid_t pid() const { return pid_; }
@@ -680,78 +591,6 @@ class OwnDaemon {
  private:
   pid_t pid_ = -1;
   std::string address_, log_;
-};
-
-// The CLI in the background, its stdout read as it comes (stderr to a file).
-class Background {
- public:
-  ~Background() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    if (fd_ >= 0) close(fd_);
-  }
-
-  void Start(const std::vector<std::string>& argv, const std::string& err_path) {
-    err_path_ = err_path;
-    int p[2];
-    ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
-    pid_ = fork();
-    ASSERT_GE(pid_, 0);
-    if (pid_ == 0) {
-      int devnull = open("/dev/null", O_RDONLY);
-      int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      dup2(devnull, STDIN_FILENO);
-      dup2(p[1], STDOUT_FILENO);
-      dup2(err, STDERR_FILENO);
-      std::vector<char*> args;
-      for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      execv(args[0], args.data());
-      _exit(127);
-    }
-    close(p[1]);
-    fd_ = p[0];
-  }
-
-  // Reads stdout until `done(out)` or the deadline (or end of output). True if `done` held.
-  bool ReadUntil(const std::function<bool(const std::string&)>& done, absl::Duration timeout) {
-    const absl::Time deadline = absl::Now() + timeout;
-    while (!done(out_)) {
-      const absl::Duration left = deadline - absl::Now();
-      if (left <= absl::ZeroDuration() || fd_ < 0) return false;
-      pollfd p = {fd_, POLLIN, 0};
-      if (poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1) <= 0) continue;
-      char buf[4096];
-      ssize_t n = read(fd_, buf, sizeof buf);
-      if (n > 0) {
-        out_.append(buf, static_cast<size_t>(n));
-      } else if (n == 0 || errno != EINTR) {
-        close(fd_);
-        fd_ = -1;
-      }
-    }
-    return true;
-  }
-
-  // Reads to the end and waits for the exit (SIGKILL after `timeout`); the exit code or -1.
-  int Wait(absl::Duration timeout) {
-    ReadUntil([](const std::string&) { return false; }, timeout);
-    if (fd_ >= 0) kill(pid_, SIGKILL);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-
-  const std::string& out() const { return out_; }
-  std::string err() const { return ReadFile(err_path_); }
-
- private:
-  pid_t pid_ = -1;
-  int fd_ = -1;
-  std::string out_, err_path_;
 };
 
 // The durability requirement: a run whose server is killed (SIGKILL, no chance to
@@ -764,7 +603,7 @@ TEST(GradeKillTest, RunSurvivesKill9AsInterruptedWithEveryShownResult) {
     GTEST_SKIP() << "needs root: the kernel target (a network namespace and a TUN per script) is the one whose "
                     "runs take long enough to kill in the middle";
   }
-  TempDir tmp;
+  TempDir tmp{"tcplab-grade"};
   ASSERT_FALSE(tmp.path().empty());
   const std::string slow = tmp.path() + "/slow.pkt";
   WriteFile(slow, kSlowScript);
@@ -775,7 +614,7 @@ TEST(GradeKillTest, RunSurvivesKill9AsInterruptedWithEveryShownResult) {
   OwnDaemon first;
   ASSERT_NO_FATAL_FAILURE(first.Start(tmp.path(), "first"));
   const pid_t first_pid = first.pid();
-  Background cli;
+  BackgroundProcess cli;
   std::vector<std::string> argv = {TCPLAB_CLI_BIN, "--server", first.address(), "grade"};
   argv.insert(argv.end(), scripts.begin(), scripts.end());
   argv.insert(argv.end(), {"--target", "kernel", "--student", "s9"});

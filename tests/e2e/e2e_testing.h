@@ -1,7 +1,7 @@
 // Helpers for the end-to-end tests: a real tcplabd started per test (port 0, its own data
 // directory, stopped with SIGTERM by PID whatever happens), the real tcplab CLI run as a
-// subprocess with its stdout, stderr and exit code captured, and the CLI's --json output
-// read back into the API's messages.
+// subprocess with its stdout, stderr and exit code captured, or in the background with its
+// stdout read as it comes, and the CLI's --json output read back into the API's messages.
 #pragma once
 
 #include <fcntl.h>
@@ -123,7 +123,210 @@ bool FromJson(const std::string& json, M* m) {
   return google::protobuf::util::JsonStringToMessage(std::string(absl::StripAsciiWhitespace(json)), m).ok();
 }
 
-// A tcplabd of its own: `--listen 127.0.0.1:0 --ready_file F --data_dir D` in a fresh
+// The whole file; empty if it cannot be read.
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// The non-empty lines of `out`.
+inline std::vector<std::string> SplitLines(const std::string& out) {
+  std::vector<std::string> lines;
+  for (absl::string_view l : absl::StrSplit(out, '\n', absl::SkipEmpty())) lines.emplace_back(l);
+  return lines;
+}
+
+// A fresh temporary directory /tmp/PREFIX-XXXXXX, removed with everything in it; path() is
+// empty if it could not be made.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& prefix = "tcplab-e2e") {
+    std::string tmpl = absl::StrCat("/tmp/", prefix, "-XXXXXX");
+    if (mkdtemp(tmpl.data())) path_ = tmpl;
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// A process in the background (`tcplab dut`, a `tcplab grade` to be cut short): stdin from
+// /dev/null, stdout read as it comes through a pipe, stderr to a file. Signalled and killed by
+// its PID only; the destructor kills it if the test did not wait for it.
+class BackgroundProcess {
+ public:
+  BackgroundProcess() = default;
+  BackgroundProcess(const BackgroundProcess&) = delete;
+  BackgroundProcess& operator=(const BackgroundProcess&) = delete;
+  ~BackgroundProcess() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    if (fd_ >= 0) close(fd_);
+  }
+
+  // Runs `argv` (argv[0] is the program path), its stderr to `err_path`.
+  void Start(const std::vector<std::string>& argv, const std::string& err_path) {
+    err_path_ = err_path;
+    // Built before fork(): the child only calls async-signal-safe functions.
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    int p[2];
+    ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+    pid_ = fork();
+    ASSERT_GE(pid_, 0);
+    if (pid_ == 0) {
+      int devnull = open("/dev/null", O_RDONLY);
+      int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      dup2(devnull, STDIN_FILENO);
+      dup2(p[1], STDOUT_FILENO);
+      dup2(err, STDERR_FILENO);
+      execv(args[0], args.data());
+      _exit(127);
+    }
+    close(p[1]);
+    fd_ = p[0];
+  }
+
+  // Reads stdout until `done(out)`, the deadline or the end of output. True if `done` held.
+  bool ReadUntil(const std::function<bool(const std::string&)>& done, absl::Duration timeout) {
+    const absl::Time deadline = absl::Now() + timeout;
+    while (!done(out_)) {
+      const absl::Duration left = deadline - absl::Now();
+      if (left <= absl::ZeroDuration() || fd_ < 0) return false;
+      pollfd p = {fd_, POLLIN, 0};
+      if (poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1) <= 0) continue;
+      char buf[4096];
+      ssize_t n = read(fd_, buf, sizeof buf);
+      if (n > 0) {
+        out_.append(buf, static_cast<size_t>(n));
+      } else if (n == 0 || errno != EINTR) {
+        close(fd_);
+        fd_ = -1;
+      }
+    }
+    return true;
+  }
+
+  // True while the process has not exited (reaps it when it has).
+  bool Running() {
+    if (pid_ <= 0) return false;
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      return false;
+    }
+    return true;
+  }
+
+  void Signal(int sig) {
+    ASSERT_GT(pid_, 0);
+    ASSERT_EQ(kill(pid_, sig), 0);
+  }
+
+  // Reads to the end of output and waits for the exit, SIGKILL after `timeout`. The exit
+  // code, -1 if it was killed.
+  int Wait(absl::Duration timeout) {
+    const absl::Time deadline = absl::Now() + timeout;
+    ReadUntil([](const std::string&) { return false; }, timeout);
+    while (Running()) {
+      if (absl::Now() > deadline) {
+        kill(pid_, SIGKILL);
+        waitpid(pid_, nullptr, 0);
+        pid_ = -1;
+        return -1;
+      }
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return exit_code_;
+  }
+
+  const std::string& out() const { return out_; }
+  std::string err() const { return ReadFile(err_path_); }
+  std::string Describe() const { return absl::StrCat("--- stdout:\n", out_, "\n--- stderr:\n", err()); }
+
+ private:
+  pid_t pid_ = -1;
+  int fd_ = -1;
+  int exit_code_ = -1;
+  std::string out_, err_path_;
+};
+
+// Starts `tcplabd ARGS... --ready_file READY` (stdin /dev/null, stdout and stderr to `log`)
+// and waits up to 30 s for it to write its addresses, one a line, to `ready`. `*pid` is set as
+// soon as it is forked, so that the caller can stop it whatever happens here; it is -1 again
+// if tcplabd exited before it was ready. Fails the test (fatally) unless it became ready.
+inline void StartTcplabd(const std::vector<std::string>& args, const std::string& ready, const std::string& log,
+                         pid_t* pid, std::vector<std::string>* addresses) {
+  std::vector<std::string> argv = {TCPLABD_BIN};
+  argv.insert(argv.end(), args.begin(), args.end());
+  argv.insert(argv.end(), {"--ready_file", ready});
+  // Built before fork(): the child only calls async-signal-safe functions.
+  std::vector<char*> cargs;
+  for (const std::string& a : argv) cargs.push_back(const_cast<char*>(a.c_str()));
+  cargs.push_back(nullptr);
+  *pid = fork();
+  ASSERT_GE(*pid, 0);
+  if (*pid == 0) {
+    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int devnull = open("/dev/null", O_RDONLY);
+    dup2(devnull, STDIN_FILENO);
+    dup2(fd, STDOUT_FILENO);
+    dup2(fd, STDERR_FILENO);
+    execv(cargs[0], cargs.data());
+    _exit(127);
+  }
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < deadline) {
+    std::ifstream f(ready);
+    std::string line;
+    if (f && std::getline(f, line) && !line.empty()) {
+      *addresses = {line};
+      while (std::getline(f, line)) {
+        if (!line.empty()) addresses->push_back(line);
+      }
+      return;
+    }
+    int status = 0;
+    if (waitpid(*pid, &status, WNOHANG) == *pid) {
+      *pid = -1;
+      FAIL() << "tcplabd exited before it was ready:\n" << ReadFile(log);
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  FAIL() << "tcplabd did not write " << ready << " within 30 s:\n" << ReadFile(log);
+}
+
+// SIGTERM to the tcplabd with this PID, then waits for it (SIGKILL after 30 s, a test
+// failure). Its exit code; -1 if a signal ended it.
+inline int StopTcplabd(pid_t pid) {
+  kill(pid, SIGTERM);
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  int status = 0;
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    if (absl::Now() > deadline) {
+      ADD_FAILURE() << "tcplabd did not stop on SIGTERM within 30 s; killing it";
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// A tcplabd of its own: `--listen 127.0.0.1:0 --data_dir D --ready_file F` in a fresh
 // temporary directory. Stop() (also run by the destructor) sends SIGTERM to its PID, waits,
 // and removes the directory.
 class Daemon {
@@ -140,61 +343,17 @@ class Daemon {
     char tmpl[] = "/tmp/tcplab-e2e-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
-    const std::string ready = dir_ + "/ready", log = dir_ + "/tcplabd.log";
-    std::vector<std::string> argv = {TCPLABD_BIN, "--listen", absl::StrReplaceAll(listen, {{"$DIR", dir_}}), "--ready_file", ready,
-                                     "--data_dir", dir_ + "/data"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    pid_ = fork();
-    ASSERT_GE(pid_, 0);
-    if (pid_ == 0) {
-      int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      int devnull = open("/dev/null", O_RDONLY);
-      dup2(devnull, STDIN_FILENO);
-      dup2(fd, STDOUT_FILENO);
-      dup2(fd, STDERR_FILENO);
-      std::vector<char*> args;
-      for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      execv(args[0], args.data());
-      _exit(127);
-    }
-    const absl::Time deadline = absl::Now() + absl::Seconds(30);
-    while (absl::Now() < deadline) {
-      std::ifstream f(ready);
-      std::string line;
-      if (f && std::getline(f, line) && !line.empty()) {
-        address_ = line;
-        addresses_ = {line};
-        while (std::getline(f, line)) {
-          if (!line.empty()) addresses_.push_back(line);
-        }
-        return;
-      }
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        FAIL() << "tcplabd exited before it was ready:\n" << Log();
-      }
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    FAIL() << "tcplabd did not write " << ready << " within 30 s:\n" << Log();
+    std::vector<std::string> args = {"--listen", absl::StrReplaceAll(listen, {{"$DIR", dir_}}), "--data_dir",
+                                     dir_ + "/data"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    ASSERT_NO_FATAL_FAILURE(StartTcplabd(args, dir_ + "/ready", dir_ + "/tcplabd.log", &pid_, &addresses_));
+    address_ = addresses_.front();
   }
 
   // SIGTERM to the PID we started, then wait for it (SIGKILL after 30 s).
   void Stop() {
     if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      const absl::Time deadline = absl::Now() + absl::Seconds(30);
-      int status = 0;
-      while (waitpid(pid_, &status, WNOHANG) == 0) {
-        if (absl::Now() > deadline) {
-          ADD_FAILURE() << "tcplabd did not stop on SIGTERM within 30 s; killing it";
-          kill(pid_, SIGKILL);
-          waitpid(pid_, &status, 0);
-          break;
-        }
-        absl::SleepFor(absl::Milliseconds(20));
-      }
+      StopTcplabd(pid_);
       pid_ = -1;
     }
     if (!dir_.empty()) {
@@ -207,12 +366,7 @@ class Daemon {
   const std::string& address() const { return address_; }
   const std::vector<std::string>& addresses() const { return addresses_; }
   const std::string& dir() const { return dir_; }
-  std::string Log() const {
-    std::ifstream f(dir_ + "/tcplabd.log");
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-  }
+  std::string Log() const { return ReadFile(dir_ + "/tcplabd.log"); }
 
  private:
   pid_t pid_ = -1;
@@ -303,6 +457,38 @@ class CliTest : public ::testing::Test {
   }
 
   Daemon daemon_;
+};
+
+// A CliTest whose CLI runs in tests/scripts, so that script names are
+// "lifecycle/close_active.pkt" as a user in the repository would type them, with a temporary
+// directory tmp_ for what a test writes.
+class ScriptsCliTest : public CliTest {
+ protected:
+  explicit ScriptsCliTest(const std::string& tmp_prefix = "tcplab-e2e") : tmp_(tmp_prefix) {}
+
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(CliTest::SetUp());
+    ASSERT_FALSE(tmp_.path().empty());
+    old_cwd_ = std::filesystem::current_path();
+    std::filesystem::current_path(std::string(TCPLAB_SOURCE_DIR) + "/tests/scripts");
+  }
+  void TearDown() override {
+    if (!old_cwd_.empty()) std::filesystem::current_path(old_cwd_);
+    CliTest::TearDown();
+  }
+
+  // `grade SCRIPTS... --target TARGET EXTRA...`
+  Result Grade(const std::vector<std::string>& scripts, const std::string& target,
+               const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {"grade"};
+    args.insert(args.end(), scripts.begin(), scripts.end());
+    args.insert(args.end(), {"--target", target});
+    args.insert(args.end(), extra.begin(), extra.end());
+    return Cli(args, absl::Minutes(3));
+  }
+
+  TempDir tmp_;
+  std::string old_cwd_;
 };
 
 // A sandbox connection's name as the CLI prints it, without the newline.
