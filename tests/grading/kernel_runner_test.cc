@@ -1,5 +1,6 @@
 // The runner against the Linux kernel (real time): blocking calls detected as blocked and
-// returning when the peer's segment arrives, and mismatches reported as for the engine.
+// returning when the peer's segment arrives, mismatches reported as for the engine, and a
+// write to a reset connection failing with EPIPE instead of raising SIGPIPE.
 // Skips, saying why, without the privileges a namespace and a TUN need.
 #include <linux/capability.h>
 
@@ -79,6 +80,26 @@ TEST_F(KernelRunner, RefusedConnectGivesEconnrefused) {
 +0...0.1 connect(3, ..., ...) = -1 ECONNREFUSED (Connection refused)
 +0 > S 0:0(0) <...>
 +.1 < R. 0:0(0) ack 1 win 0
+)");
+  EXPECT_TRUE(r.passed) << FormatFailure(r);
+}
+
+// write(2) to a connection the peer reset (here in CLOSE-WAIT, where Linux reports EPIPE)
+// must return -1 EPIPE to the script, not raise SIGPIPE, which would kill the grading process
+// (and this test binary).
+TEST_F(KernelRunner, WriteToAResetConnectionReturnsEpipeInsteadOfRaisingSigpipe) {
+  ScriptResult r = Run(R"(0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 bind(3, ..., ...) = 0
++0 listen(3, 1) = 0
++0 < S 0:0(0) win 65535 <mss 1460>
++0 > S. 0:0(0) ack 1 <mss 1460>
++.1 < . 1:1(0) ack 1 win 65535
++0 accept(3, ..., ...) = 4
++.1 < F. 1:1(0) ack 1 win 65535
++0 > . 1:1(0) ack 2
++.1 < R 2:2(0) win 0
++.1 write(4, ..., 10) = -1 EPIPE (Broken pipe)
++0 write(4, ..., 10) = -1 EPIPE (Broken pipe)
 )");
   EXPECT_TRUE(r.passed) << FormatFailure(r);
 }

@@ -39,6 +39,16 @@ v1::Script Script(const std::string& name, const std::string& text) {
   return s;
 }
 
+// A suite for the kernel target, with the tolerance real time on a shared machine (and under
+// sanitizers) needs.
+v1::RunSuiteRequest KernelSuite(const std::vector<v1::Script>& scripts) {
+  v1::RunSuiteRequest req;
+  for (const v1::Script& s : scripts) *req.add_scripts() = s;
+  req.set_target(v1::GRADING_TARGET_KERNEL);
+  req.set_tolerance_usecs(20000);
+  return req;
+}
+
 class GradingTest : public ServerTest {
  protected:
   void SetUp() override {
@@ -183,11 +193,7 @@ TEST_F(GradingTest, InvalidRequestsNameTheField) {
 
 TEST_F(GradingTest, KernelTargetGradesLinux) {
   if (!IsRoot()) GTEST_SKIP() << "the kernel target needs root (a namespace and a TUN)";
-  v1::RunSuiteRequest req;
-  *req.add_scripts() = Script("handshake.pkt", kHandshake);
-  *req.add_scripts() = Script("wrong.pkt", kWrongAck);
-  req.set_target(v1::GRADING_TARGET_KERNEL);
-  req.set_tolerance_usecs(20000);  // real time on a shared machine (and under sanitizers)
+  const v1::RunSuiteRequest req = KernelSuite({Script("handshake.pkt", kHandshake), Script("wrong.pkt", kWrongAck)});
   std::vector<v1::RunSuiteResponse> out;
   ASSERT_THAT(Run(req, &out), IsOk());
   ASSERT_EQ(out.size(), 3u);
@@ -198,11 +204,7 @@ TEST_F(GradingTest, KernelTargetGradesLinux) {
 
 TEST_F(GradingTest, CancellingStopsTheRunAndStoresItCancelled) {
   if (!IsRoot()) GTEST_SKIP() << "needs the kernel target (real time) for a run that takes a while";
-  v1::RunSuiteRequest req;
-  *req.add_scripts() = Script("handshake.pkt", kHandshake);
-  *req.add_scripts() = Script("slow.pkt", kSlow);
-  req.set_target(v1::GRADING_TARGET_KERNEL);
-  req.set_tolerance_usecs(20000);  // real time on a shared machine (and under sanitizers)
+  const v1::RunSuiteRequest req = KernelSuite({Script("handshake.pkt", kHandshake), Script("slow.pkt", kSlow)});
   grpc::ClientContext ctx;
   auto reader = grading_->RunSuite(&ctx, req);
   v1::RunSuiteResponse first;
@@ -234,10 +236,7 @@ TEST_F(GradingTest, CancellingStopsTheRunAndStoresItCancelled) {
 
 TEST_F(GradingTest, TooManyRunsAtOnceAreRefused) {
   if (!IsRoot()) GTEST_SKIP() << "needs the kernel target (real time) for runs that take a while";
-  v1::RunSuiteRequest req;
-  *req.add_scripts() = Script("slow.pkt", kSlow);
-  req.set_target(v1::GRADING_TARGET_KERNEL);
-  req.set_tolerance_usecs(20000);  // real time on a shared machine (and under sanitizers)
+  const v1::RunSuiteRequest req = KernelSuite({Script("slow.pkt", kSlow)});
   grpc::ClientContext c1, c2, c3;
   auto r1 = grading_->RunSuite(&c1, req);
   auto r2 = grading_->RunSuite(&c2, req);
@@ -258,10 +257,7 @@ TEST_F(GradingTest, TooManyRunsAtOnceAreRefused) {
 
 TEST_F(GradingTest, ShutdownInterruptsARunningSuite) {
   if (!IsRoot()) GTEST_SKIP() << "needs the kernel target (real time) for a run that takes a while";
-  v1::RunSuiteRequest req;
-  *req.add_scripts() = Script("slow.pkt", kSlow);
-  req.set_target(v1::GRADING_TARGET_KERNEL);
-  req.set_tolerance_usecs(20000);  // real time on a shared machine (and under sanitizers)
+  const v1::RunSuiteRequest req = KernelSuite({Script("slow.pkt", kSlow)});
   grpc::ClientContext ctx;
   auto reader = grading_->RunSuite(&ctx, req);
   absl::SleepFor(absl::Milliseconds(300));
