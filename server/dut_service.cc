@@ -17,7 +17,11 @@ constexpr size_t kMaxNameBytes = 64;
 constexpr size_t kMaxDescriptionBytes = 1024;
 constexpr size_t kMaxDatagramBytes = 65535;
 // What a DUT may queue unread (it floods, or no run is reading): beyond it, datagrams drop.
-constexpr size_t kMaxQueuedDatagrams = 4096;
+constexpr size_t kMaxQueuedDatagrams = 1024;
+constexpr size_t kMaxErrBytes = 64;
+// The lab's messages waiting for a DUT that does not read: beyond it, the DUT is detached.
+constexpr size_t kMaxOutBytes = 16u << 20;
+constexpr size_t kMaxDuts = 256;
 
 bool ValidName(const std::string& n) {
   if (n.empty() || n.size() > kMaxNameBytes) return false;
@@ -133,14 +137,25 @@ absl::Status DutSession::Handle(const v1::DutMessage& m) {
                                                        m.datagram().data().size()));
       }
       absl::MutexLock l(&mu_);
-      if (datagrams_.size() < kMaxQueuedDatagrams) datagrams_.push_back({Clock::now(), m.datagram().data()});
+      // Only while a script runs, and bounded: a DUT cannot fill the server's memory.
+      if (expecting_ && datagrams_.size() < kMaxQueuedDatagrams) {
+        datagrams_.push_back({Clock::now(), m.datagram().data()});
+      }
       return absl::OkStatus();
     }
     case v1::DutMessage::kResult: {
       const v1::CallResult& r = m.result();
+      if (r.err().size() > kMaxErrBytes || r.so_error().size() > kMaxErrBytes) {
+        return absl::InvalidArgumentError(absl::StrCat("result.err: an errno name of at most ", kMaxErrBytes,
+                                                       " octets, like \"ECONNREFUSED\""));
+      }
       absl::MutexLock l(&mu_);
+      if (!issued_.contains(r.id())) return absl::OkStatus();  // not a call of the script running now
       answered_.try_emplace(r.id(), r);
-      if (!r.blocked()) final_.try_emplace(r.id(), Clock::now(), r);
+      if (!r.blocked()) {
+        final_.try_emplace(r.id(), Clock::now(), r);
+        issued_.erase(r.id());
+      }
       return absl::OkStatus();
     }
     case v1::DutMessage::MSG_NOT_SET:
@@ -155,6 +170,8 @@ void DutSession::Reset(const std::string& script) {
     datagrams_.clear();
     answered_.clear();
     final_.clear();
+    issued_.clear();
+    expecting_ = true;
     start_ = Clock::now();
   }
   v1::LabMessage m;
@@ -169,13 +186,22 @@ Clock::time_point DutSession::start() const {
 
 bool DutSession::Send(v1::LabMessage m) {
   Action a;
+  bool overflow = false;
   {
     absl::MutexLock l(&mu_);
     if (detached_) return false;
+    if (m.has_call()) issued_.insert(m.call().id());
+    out_bytes_ += m.ByteSizeLong();
     out_.push_back(std::move(m));
+    overflow = out_bytes_ > kMaxOutBytes;
     a = NextWrite();
   }
   Perform(a);
+  if (overflow) {  // the DUT does not read what it is sent
+    Detach(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        "the DUT did not read the lab's messages (more than 16 MiB waiting)"));
+    return false;
+  }
   return true;
 }
 
@@ -188,6 +214,7 @@ DutSession::Action DutSession::NextWrite() {
   if (out_.empty()) return Action::kNone;
   writing_msg_ = std::move(out_.front());
   out_.pop_front();
+  out_bytes_ -= writing_msg_.ByteSizeLong();
   writing_ = true;
   return Action::kWrite;
 }
@@ -199,6 +226,10 @@ void DutSession::Perform(Action a) {
 
 void DutSession::OnWriteDone(bool ok) {
   if (!ok) {
+    {
+      absl::MutexLock l(&mu_);
+      writing_ = false;  // the write has ended, failed: Detach may now Finish
+    }
     Detach(grpc::Status::OK);
     return;
   }
@@ -273,6 +304,9 @@ std::optional<std::pair<Clock::time_point, v1::CallResult>> DutSession::Final(ui
 
 absl::Status DutRegistry::Add(std::shared_ptr<DutSession> s) {
   absl::MutexLock l(&mu_);
+  if (by_name_.size() >= kMaxDuts) {
+    return absl::ResourceExhaustedError(absl::StrCat(kMaxDuts, " DUTs are attached, the most a server takes"));
+  }
   if (by_name_.contains(s->name())) {
     return absl::AlreadyExistsError(absl::StrCat("a DUT named \"", s->name(), "\" is already attached"));
   }
@@ -281,10 +315,13 @@ absl::Status DutRegistry::Add(std::shared_ptr<DutSession> s) {
 }
 
 void DutRegistry::Remove(const DutSession* s) {
+  // By pointer, not name: the session's name may be being set on another reaction.
   absl::MutexLock l(&mu_);
-  auto it = by_name_.find(s->name());
-  if (it != by_name_.end() && it->second.get() == s) {
-    by_name_.erase(it);
+  for (auto it = by_name_.begin(); it != by_name_.end(); ++it) {
+    if (it->second.get() == s) {
+      by_name_.erase(it);
+      return;
+    }
   }
 }
 

@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -85,10 +86,13 @@ class DutSession : public grpc::ServerBidiReactor<v1::DutMessage, v1::LabMessage
   bool detached_ ABSL_GUARDED_BY(mu_) = false;
   Clock::time_point start_ ABSL_GUARDED_BY(mu_);
   std::deque<v1::LabMessage> out_ ABSL_GUARDED_BY(mu_);
+  size_t out_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   v1::LabMessage writing_msg_;  // the write in flight
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finishing_ ABSL_GUARDED_BY(mu_) = false;
   grpc::Status finish_status_;
+  bool expecting_ ABSL_GUARDED_BY(mu_) = false;  // a script has started (Reset)
+  std::set<uint64_t> issued_ ABSL_GUARDED_BY(mu_);  // calls sent and not finally answered
   std::deque<Received> datagrams_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, v1::CallResult> answered_ ABSL_GUARDED_BY(mu_);  // first answer (blocked or final)
   std::map<uint64_t, std::pair<Clock::time_point, v1::CallResult>> final_ ABSL_GUARDED_BY(mu_);

@@ -46,8 +46,9 @@ absl::Status Validate(const v1::RunSuiteRequest& req) {
   if (req.student().size() > kMaxStudentBytes) {
     return absl::InvalidArgumentError(absl::StrCat("student: at most ", kMaxStudentBytes, " octets"));
   }
-  if (req.tolerance_usecs() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("tolerance_usecs: must be >= 0, got ", req.tolerance_usecs()));
+  if (req.tolerance_usecs() < 0 || req.tolerance_usecs() > 10'000'000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tolerance_usecs: must be 0 to 10000000 (10 s), got ", req.tolerance_usecs()));
   }
   switch (req.target()) {
     case v1::GRADING_TARGET_ENGINE:
@@ -226,17 +227,26 @@ class SuiteRun : public grpc::ServerWriteReactor<v1::RunSuiteResponse> {
     grpc::Status status = grpc::Status::OK;
     const int total = req_.scripts_size();
     for (int i = 0; i < total; ++i) {
-      if (cancelled()) {
-        state = v1::RUN_STATE_CANCELLED;
-        break;
-      }
+      // Shutdown first: its grace period ends by cancelling the streams, which is not the
+      // client's doing.
       if (svc_.stopping_.load()) {
         state = v1::RUN_STATE_INTERRUPTED;
+        break;
+      }
+      if (cancelled()) {
+        state = v1::RUN_STATE_CANCELLED;
         break;
       }
       grading::ScriptResult r = Grade(req_.scripts(i));
       if (r.stopped) {  // not a verdict: nothing to store for this script
         state = svc_.stopping_.load() ? v1::RUN_STATE_INTERRUPTED : v1::RUN_STATE_CANCELLED;
+        break;
+      }
+      if (dut_ && dut_->session()->detached()) {
+        // The DUT went away: what failed is the attachment, not the stack. Not a verdict.
+        state = v1::RUN_STATE_INTERRUPTED;
+        status = grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                              absl::StrCat("the DUT \"", req_.dut(), "\" detached during ", req_.scripts(i).name()));
         break;
       }
       v1::ScriptResult p = ToProto(r);
@@ -360,14 +370,18 @@ grpc::ServerWriteReactor<v1::RunSuiteResponse>* GradingServiceImpl::RunSuite(grp
 
 grpc::ServerUnaryReactor* GradingServiceImpl::ListRuns(grpc::CallbackServerContext* ctx, const v1::ListRunsRequest* req,
                                                        v1::ListRunsResponse* resp) {
-  if (req->limit() < 0 || req->limit() > 10000) {
-    return FinishUnary(ctx, absl::InvalidArgumentError(absl::StrCat("limit: must be 0 to 10000, got ", req->limit())));
+  // With results a run can be large (up to 1,000 results with timelines): fewer at once.
+  const int max_limit = req->with_results() ? 100 : 10000;
+  if (req->limit() < 0 || req->limit() > max_limit) {
+    return FinishUnary(ctx, absl::InvalidArgumentError(absl::StrCat("limit: must be 0 to ", max_limit,
+                                                                    req->with_results() ? " with results" : "",
+                                                                    ", got ", req->limit())));
   }
   if (req->student().size() > kMaxStudentBytes) {
     return FinishUnary(ctx, absl::InvalidArgumentError(absl::StrCat("student: at most ", kMaxStudentBytes, " octets")));
   }
   absl::StatusOr<std::vector<v1::GradingRun>> runs =
-      store_.ListRuns(req->student(), req->with_results(), req->limit() == 0 ? 100 : req->limit());
+      store_.ListRuns(req->student(), req->with_results(), req->limit() == 0 ? (req->with_results() ? 20 : 100) : req->limit());
   if (runs.ok()) {
     for (v1::GradingRun& r : *runs) *resp->add_runs() = std::move(r);
   }

@@ -49,7 +49,7 @@ SockCall FromProto(const v1::SocketCall& c) {
     case v1::SOCK_OP_SET_NODELAY: s.op = SockCall::Op::kSetNoDelay; break;
     case v1::SOCK_OP_SET_REUSEADDR: s.op = SockCall::Op::kSetReuseAddr; break;
     case v1::SOCK_OP_GET_SO_ERROR: s.op = SockCall::Op::kGetSoError; break;
-    default: s.op = SockCall::Op::kSocket; s.handle = -2; break;  // answered EINVAL below
+    default: break;  // the caller answers EINVAL before getting here
   }
   s.handle = c.handle();
   s.arg = c.arg();
@@ -142,7 +142,7 @@ absl::Status RunEngineDut(const std::shared_ptr<grpc::Channel>& channel, const E
           break;
         case v1::LabMessage::kCall: {
           const v1::SocketCall& c = m.call();
-          if (!engine || c.op() == v1::SOCK_OP_UNSPECIFIED) {
+          if (!engine || c.op() == v1::SOCK_OP_UNSPECIFIED || !v1::SockOp_IsValid(c.op())) {
             write(Result(c.id(), grading::SockResult::Error("EINVAL")));
             break;
           }

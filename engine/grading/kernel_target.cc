@@ -17,6 +17,7 @@
 #include <fstream>
 #include <mutex>
 #include <sstream>
+#include <system_error>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -141,20 +142,21 @@ KernelTarget::KernelTarget(std::unique_ptr<sandbox::Netns> netns, std::unique_pt
 
 KernelTarget::~KernelTarget() {
   std::vector<std::shared_ptr<Call>> calls;
-  std::map<int, bool> fds;
   {
     absl::MutexLock l(&mu_);
     calls = calls_;
-    fds = fds_;
   }
   for (auto& c : calls) {
+    if (!c->thread.joinable()) continue;
     for (int i = 0; i < 500 && !c->finished.load(); ++i) {
       pthread_kill(c->thread.native_handle(), InterruptSignal());
       absl::SleepFor(absl::Milliseconds(2));
     }
     c->thread.join();
   }
-  for (auto& [fd, open] : fds) {
+  // After the joins: an accept that returned meanwhile added its socket.
+  absl::MutexLock l(&mu_);
+  for (auto& [fd, open] : fds_) {
     if (open) close(fd);
   }
 }
@@ -199,7 +201,15 @@ int KernelTarget::StartCall(const SockCall& call) {
     calls_.push_back(c);
     id = static_cast<int>(calls_.size()) - 1;
   }
-  c->thread = std::thread([this, c] { Run(*c); });
+  Reap();
+  try {
+    c->thread = std::thread([this, c] { Run(*c); });
+  } catch (const std::system_error& e) {  // out of threads: a failed call, not a dead server
+    absl::MutexLock l(&c->mu);
+    c->done = Done{Now(), SockResult::Error("EAGAIN")};
+    c->finished.store(true, std::memory_order_release);
+    return id;
+  }
   // Wait until the call returns or sleeps in its system call (then it is blocked and the
   // script goes on). A second is far beyond any call that does not block.
   const std::vector<long> sleeping = SleepingSyscalls(call.op);
@@ -215,6 +225,18 @@ int KernelTarget::StartCall(const SockCall& call) {
     if (tid != 0 && SleepsIn(tid, sleeping)) break;
   }
   return id;
+}
+
+// Joins the threads of calls that have returned (each holds a stack until joined).
+void KernelTarget::Reap() {
+  std::vector<std::shared_ptr<Call>> calls;
+  {
+    absl::MutexLock l(&mu_);
+    calls = calls_;
+  }
+  for (auto& c : calls) {
+    if (c->finished.load(std::memory_order_acquire) && c->thread.joinable()) c->thread.join();
+  }
 }
 
 std::optional<Target::Done> KernelTarget::Poll(int call) {
@@ -248,6 +270,11 @@ void KernelTarget::Run(Call& c) {
 
 SockResult KernelTarget::Execute(const SockCall& call) {
   const int fd = call.handle;
+  if (call.op != Op::kSocket) {
+    // Only the script's own sockets: any other number is some other part of this process.
+    absl::MutexLock l(&mu_);
+    if (!fds_.contains(fd)) return SockResult::Error("EBADF");
+  }
   switch (call.op) {
     case Op::kSocket: {
       SockResult r = FromSyscall(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP));
@@ -288,10 +315,11 @@ SockResult KernelTarget::Execute(const SockCall& call) {
     case Op::kShutdown:
       return FromSyscall(shutdown(fd, static_cast<int>(call.arg)));
     case Op::kClose: {
-      SockResult r = FromSyscall(close(fd));
+      // Under mu_: once closed, the number may come back from another thread's accept,
+      // which records it under mu_ too.
       absl::MutexLock l(&mu_);
-      fds_.erase(fd);
-      return r;
+      if (!fds_.erase(fd)) return SockResult::Error("EBADF");
+      return FromSyscall(close(fd));
     }
     case Op::kSetNonBlocking: {
       int flags = fcntl(fd, F_GETFL);

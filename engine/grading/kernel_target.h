@@ -42,6 +42,7 @@ class KernelTarget final : public Target {
   struct Call;
   KernelTarget(std::unique_ptr<sandbox::Netns> netns, std::unique_ptr<link::TunDevice> tun);
   void Run(Call& c);  // on the call's thread
+  void Reap();
   SockResult Execute(const SockCall& call);
 
   std::unique_ptr<sandbox::Netns> netns_;

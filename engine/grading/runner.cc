@@ -24,6 +24,10 @@ namespace {
 
 using Dir = PacketEvent::Direction;
 
+// One read or write moves at most this much (the targets allocate it).
+constexpr int64_t kMaxIoBytes = 16 << 20;
+constexpr int64_t kMaxToleranceUsecs = 10'000'000;
+
 int64_t Micros(Duration d) { return std::chrono::duration_cast<std::chrono::microseconds>(d).count(); }
 Duration FromMicros(int64_t us) { return std::chrono::microseconds(us); }
 std::string Secs(int64_t us) { return absl::StrFormat("%.6f", static_cast<double>(us) / 1e6); }
@@ -126,6 +130,7 @@ class Run {
     }
     Notes();
     result_.passed = !failed_;
+    if (dropped_ > 0) result_.timeline.push_back(absl::StrCat("... ", dropped_, " more lines not kept"));
     if (failed_) {
       for (std::string& d : target_.Describe()) result_.timeline.push_back(absl::StrCat("at the end: ", d));
     }
@@ -152,10 +157,23 @@ class Run {
   // The target's own notes first: they happened before what the runner saw of them.
   void Log(std::string line) {
     Notes();
-    result_.timeline.push_back(absl::StrCat(Secs(Now()), " ", line));
+    Timeline(absl::StrCat(Secs(Now()), " ", line));
   }
+  // The timeline is bounded (a report must fit in a gRPC message): the first kMaxTimeline
+  // lines of at most kMaxLine octets, then one line saying how many more there were.
+  void Timeline(std::string line) {
+    if (result_.timeline.size() >= kMaxTimeline) {
+      ++dropped_;
+      return;
+    }
+    if (line.size() > kMaxLine) line.resize(kMaxLine);
+    result_.timeline.push_back(std::move(line));
+  }
+  static constexpr size_t kMaxTimeline = 2000;
+  static constexpr size_t kMaxLine = 400;
+  size_t dropped_ = 0;
   void Notes() {
-    for (std::string& n : target_.TakeNotes()) result_.timeline.push_back(std::move(n));
+    for (std::string& n : target_.TakeNotes()) Timeline(std::move(n));
   }
   bool Fail(int line, std::string error, std::string expected = "", std::string actual = "",
             std::vector<FieldDiff> diffs = {}) {
@@ -167,14 +185,21 @@ class Run {
     for (const ScriptOption& o : script_.options) {
       const std::string v = o.value.value_or("");
       int64_t usecs = 0;
-      if (o.name == "tolerance_usecs" && absl::SimpleAtoi(v, &usecs) && usecs >= 0) {
+      if (o.name == "tolerance_usecs" && absl::SimpleAtoi(v, &usecs) && usecs >= 0 && usecs <= kMaxToleranceUsecs) {
         if (!opt_.tolerance_usecs_fixed) opt_.tolerance_usecs = usecs;
         continue;
       }
-      if (o.name == "tolerance_percent" && absl::SimpleAtod(v, &opt_.tolerance_percent) && opt_.tolerance_percent >= 0)
+      double pct = 0;
+      if (o.name == "tolerance_percent" && absl::SimpleAtod(v, &pct) && pct >= 0 && pct <= 100) {
+        opt_.tolerance_percent = pct;
         continue;
-      if (o.name == "tolerance_usecs" || o.name == "tolerance_percent") {
-        return Fail(o.loc.line, absl::StrCat("--", o.name, " needs a non-negative number, got '", v, "'"));
+      }
+      if (o.name == "tolerance_usecs") {
+        return Fail(o.loc.line, absl::StrCat("--tolerance_usecs needs a number from 0 to ", kMaxToleranceUsecs,
+                                             ", got '", v, "'"));
+      }
+      if (o.name == "tolerance_percent") {
+        return Fail(o.loc.line, absl::StrCat("--tolerance_percent needs a number from 0 to 100, got '", v, "'"));
       }
       return Fail(o.loc.line, absl::StrCat("unknown option --", o.name,
                                            "; supported: --tolerance_usecs, --tolerance_percent"));
@@ -203,6 +228,8 @@ class Run {
       w.tolerance = std::max<int64_t>(w.tolerance, static_cast<int64_t>(opt_.tolerance_percent / 100.0 *
                                                                         static_cast<double>(w.start - *last_us_)));
     }
+    // A call without a range returns by its start time, with the event's own tolerance.
+    if (!t.IsRange()) w.return_tolerance = w.tolerance;
     last_us_ = w.start;
     last_inbound_ = inbound_packet;
     return w;
@@ -486,8 +513,10 @@ class Run {
                      r.so_error.empty() ? "" : absl::StrCat(", SO_ERROR ", r.so_error), ": ", ToString(c)));
     const std::string want = c.ret.errno_name ? absl::StrCat(c.ret.value, " ", *c.ret.errno_name)
                                               : absl::StrCat(c.ret.value);
-    bool same = c.ret.errno_name ? (r.value == -1 && r.err == *c.ret.errno_name)
-                                 : (new_fd ? r.value >= 0 && c.ret.value >= 0 : r.value == c.ret.value);
+    // A new fd is any fd >= 0 (the runner maps the script's number to it).
+    const bool same = c.ret.errno_name ? (r.value == -1 && r.err == *c.ret.errno_name)
+                      : (new_fd && c.ret.value >= 0) ? r.value >= 0
+                                                      : r.value == c.ret.value;
     if (!same) {
       return Fail(e.loc.line, absl::StrCat(SyscallName(c.call), " returned ", got, ", expected ", want), want, got,
                   {{"return", want, got}});
@@ -496,13 +525,15 @@ class Run {
     // call that failed, e.g. a DUT that never answered, is reported as such, not as late.)
     When ret = w;
     ret.start = ret.end;
-    if (w.end != w.start) ret.tolerance = w.return_tolerance;
+    ret.tolerance = w.return_tolerance;
     if (!ret.Contains(at)) {
       return Fail(e.loc.line, absl::StrCat(SyscallName(c.call), " returned at ", Secs(at), " s, expected to return ",
                                            ret.Text(), " (tolerance ", Secs(ret.tolerance), " s)"),
                   want, got, {{"time", ret.Text(), absl::StrCat("at ", Secs(at), " s")}});
     }
     if (new_fd) fds_[c.ret.value] = static_cast<int>(r.value);
+    // A closed fd is gone: the target may give its number to another socket.
+    if (c.call == Syscall::kClose && r.value == 0 && !c.args.empty()) fds_.erase(c.args[0].value);
     if (c.call == Syscall::kGetsockopt && c.args.size() >= 4) {
       const Expr& out = c.args[3].kind == Expr::Kind::kPointer && !c.args[3].items.empty() ? c.args[3].items[0] : c.args[3];
       std::string want_err = out.kind == Expr::Kind::kSymbol ? out.text : absl::StrCat(out.value);
@@ -573,6 +604,10 @@ class Run {
         s.op = rd ? SockCall::Op::kRead : SockCall::Op::kWrite;
         TCPLAB_GRADING_ASSIGN(s.arg, int_or(arg(2), -1, "length"));
         if (s.arg < 0) return unsupported(arg(2), "length");
+        if (s.arg > kMaxIoBytes) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(name, ": length ", s.arg, " is more than ", kMaxIoBytes, ", the most a script may move in one call"));
+        }
         if (c.call == Syscall::kRecv || c.call == Syscall::kSend) {
           const Expr* flags = arg(3);
           if (flags && !(flags->kind == Expr::Kind::kEllipsis || (flags->kind == Expr::Kind::kInt && flags->value == 0))) {

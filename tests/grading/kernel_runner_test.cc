@@ -75,6 +75,18 @@ TEST_F(KernelRunner, WrongAckIsReportedFieldByField) {
   EXPECT_EQ(r.target, "kernel");
 }
 
+TEST_F(KernelRunner, AClosedFdIsForgottenAndNoOtherFdIsTouched) {
+  // The kernel gives fd 3's number to the next socket; the script's fd 3 must stay closed.
+  ScriptResult r = Run(R"(0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 close(3) = 0
++0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 4
++0 close(3) = -1 EBADF
++0 fcntl(4, F_GETFL) = 0x2
++0 close(4) = 0
+)");
+  EXPECT_TRUE(r.passed) << FormatFailure(r);
+}
+
 TEST_F(KernelRunner, RefusedConnectGivesEconnrefused) {
   ScriptResult r = Run(R"(0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
 +0...0.1 connect(3, ..., ...) = -1 ECONNREFUSED (Connection refused)

@@ -280,5 +280,33 @@ TEST(Runner, UnsupportedArgumentsAreNamed) {
   EXPECT_EQ(dgram.error, "t.pkt:1: socket: socket type 'SOCK_DGRAM' is not supported");
 }
 
+TEST(Runner, AHugeReadIsRefusedNotAllocated) {
+  ScriptResult r = RunText("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 read(3, ..., 999999999999) = -1 ENOTCONN\n");
+  ASSERT_FALSE(r.passed);
+  EXPECT_EQ(r.error, "t.pkt:2: read: length 999999999999 is more than 16777216, the most a script may move in one call");
+}
+
+TEST(Runner, AClosedFdIsForgotten) {
+  // After close(3), fd 3 means nothing, even though the target reuses its number.
+  ScriptResult r = RunText(R"(0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 close(3) = 0
++0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 4
++0 close(3) = -1 EBADF
++0 close(4) = 0
+)");
+  EXPECT_TRUE(r.passed) << FormatFailure(r);
+}
+
+TEST(Runner, AFailedAcceptWithoutAnErrnoNameIsMinusOne) {
+  ScriptResult r = RunText("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 accept(3, ..., ...) = -1\n");
+  EXPECT_TRUE(r.passed) << FormatFailure(r);
+}
+
+TEST(Runner, ToleranceOptionsAreBounded) {
+  ScriptResult r = RunText("--tolerance_percent=inf\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n");
+  ASSERT_FALSE(r.passed);
+  EXPECT_EQ(r.error, "t.pkt:1: --tolerance_percent needs a number from 0 to 100, got 'inf'");
+}
+
 }  // namespace
 }  // namespace tcplab::grading

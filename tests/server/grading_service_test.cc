@@ -171,7 +171,7 @@ TEST_F(GradingTest, InvalidRequestsNameTheField) {
   v1::RunSuiteRequest tol = no_target;
   tol.set_target(v1::GRADING_TARGET_ENGINE);
   tol.set_tolerance_usecs(-1);
-  EXPECT_THAT(run(tol), HasStatus(grpc::StatusCode::INVALID_ARGUMENT, "tolerance_usecs: must be >= 0"));
+  EXPECT_THAT(run(tol), HasStatus(grpc::StatusCode::INVALID_ARGUMENT, "tolerance_usecs: must be 0 to 10000000 (10 s), got -1"));
   v1::RunSuiteRequest dut = no_target;
   dut.set_target(v1::GRADING_TARGET_DUT);
   EXPECT_THAT(run(dut), HasStatus(grpc::StatusCode::INVALID_ARGUMENT, "dut: required with GRADING_TARGET_DUT"));
