@@ -143,6 +143,15 @@ absl::Status DutSession::Handle(const v1::DutMessage& m) {
       }
       return absl::OkStatus();
     }
+    case v1::DutMessage::kResetDone: {
+      absl::MutexLock l(&mu_);
+      if (resetting_) {
+        resetting_ = false;
+        datagrams_.clear();  // whatever came before the DUT had reset
+        expecting_ = true;
+      }
+      return absl::OkStatus();
+    }
     case v1::DutMessage::kResult: {
       const v1::CallResult& r = m.result();
       if (r.err().size() > kMaxErrBytes || r.so_error().size() > kMaxErrBytes) {
@@ -171,12 +180,20 @@ void DutSession::Reset(const std::string& script) {
     answered_.clear();
     final_.clear();
     issued_.clear();
-    expecting_ = true;
+    expecting_ = false;  // until the DUT says it has reset
+    resetting_ = true;
     start_ = Clock::now();
   }
   v1::LabMessage m;
   m.mutable_reset()->set_script(script);
   Send(std::move(m));
+}
+
+bool DutSession::AwaitResetDone(Clock::time_point deadline) {
+  absl::MutexLock l(&mu_);
+  auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !resetting_ || detached_; };
+  mu_.AwaitWithDeadline(absl::Condition(&ready), ToAbsl(deadline));
+  return !resetting_ && !detached_;
 }
 
 Clock::time_point DutSession::start() const {
@@ -386,7 +403,14 @@ grpc::ServerUnaryReactor* DutServiceImpl::ListDuts(grpc::CallbackServerContext* 
 
 DutTarget::DutTarget(std::shared_ptr<DutSession> session, const std::string& script) : s_(std::move(session)) {
   s_->Reset(script);
+  reset_ok_ = s_->AwaitResetDone(Clock::now() + kAnswerTimeout);
   start_ = s_->start();
+}
+
+absl::Status DutTarget::ready() const {
+  if (reset_ok_) return absl::OkStatus();
+  if (s_->detached()) return absl::UnavailableError("the DUT detached");
+  return absl::DeadlineExceededError("the DUT did not answer reset with reset_done within 2 s (see dut.proto)");
 }
 
 Duration DutTarget::Now() { return Clock::now() - start_; }

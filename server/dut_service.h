@@ -39,8 +39,10 @@ class DutSession : public grpc::ServerBidiReactor<v1::DutMessage, v1::LabMessage
   void Start();  // after construction: holds itself, starts reading
 
   // --- for a grading run (DutTarget) ---
-  // Starts a script: clears what the DUT sent before, restarts the clock, tells the DUT.
+  // Starts a script: restarts the clock and tells the DUT; what the DUT sends counts once it
+  // has answered reset_done (AwaitResetDone).
   void Reset(const std::string& script);
+  bool AwaitResetDone(Clock::time_point deadline) ABSL_LOCKS_EXCLUDED(mu_);
   Clock::time_point start() const;
   bool Send(v1::LabMessage m) ABSL_LOCKS_EXCLUDED(mu_);  // false once detached
   // The next datagram the DUT sent since Reset, waiting until `deadline`.
@@ -91,7 +93,8 @@ class DutSession : public grpc::ServerBidiReactor<v1::DutMessage, v1::LabMessage
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finishing_ ABSL_GUARDED_BY(mu_) = false;
   grpc::Status finish_status_;
-  bool expecting_ ABSL_GUARDED_BY(mu_) = false;  // a script has started (Reset)
+  bool expecting_ ABSL_GUARDED_BY(mu_) = false;  // a script runs and the DUT has reset
+  bool resetting_ ABSL_GUARDED_BY(mu_) = false;  // reset sent, reset_done not yet seen
   std::set<uint64_t> issued_ ABSL_GUARDED_BY(mu_);  // calls sent and not finally answered
   std::deque<Received> datagrams_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, v1::CallResult> answered_ ABSL_GUARDED_BY(mu_);  // first answer (blocked or final)
@@ -143,6 +146,8 @@ class DutServiceImpl final : public v1::DutService::CallbackService {
 class DutTarget final : public grading::Target {
  public:
   DutTarget(std::shared_ptr<DutSession> session, const std::string& script);
+  // OK once the DUT acknowledged the reset; otherwise why the script cannot run.
+  absl::Status ready() const;
 
   std::string name() const override { return "dut"; }
   bool virtual_time() const override { return false; }
@@ -159,6 +164,7 @@ class DutTarget final : public grading::Target {
 
  private:
   std::shared_ptr<DutSession> s_;
+  bool reset_ok_ = false;
   DutSession::Clock::time_point start_;
   std::vector<std::optional<Done>> immediate_;  // by call index: failed without an answer
   std::vector<uint64_t> ids_;                   // by call index: the id the DUT sees

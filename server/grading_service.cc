@@ -215,7 +215,14 @@ class SuiteRun : public grpc::ServerWriteReactor<v1::RunSuiteResponse> {
       }
       target = std::move(*k);
     } else if (req_.target() == v1::GRADING_TARGET_DUT) {
-      target = std::make_unique<DutTarget>(dut_->session(), script.name());
+      auto dut = std::make_unique<DutTarget>(dut_->session(), script.name());
+      if (absl::Status s = dut->ready(); !s.ok()) {
+        grading::ScriptResult r;
+        r.file = script.name();
+        r.error = absl::StrCat(script.name(), ": ", s.message());
+        return r;
+      }
+      target = std::move(dut);
     } else {
       target = std::make_unique<grading::EngineTarget>();
     }

@@ -133,6 +133,11 @@ absl::Status RunEngineDut(const std::shared_ptr<grpc::Channel>& channel, const E
           start = Clock::now();
           blocked.clear();
           log(absl::StrCat("reset: ", m.reset().script()));
+          {
+            v1::DutMessage done;
+            done.mutable_reset_done();
+            write(done);
+          }
           break;
         case v1::LabMessage::kDatagram:
           if (engine) {

@@ -43,6 +43,7 @@ class KernelTarget final : public Target {
   KernelTarget(std::unique_ptr<sandbox::Netns> netns, std::unique_ptr<link::TunDevice> tun);
   void Run(Call& c);  // on the call's thread
   void Reap();
+  bool CannotBlock(const SockCall& call);
   SockResult Execute(const SockCall& call);
 
   std::unique_ptr<sandbox::Netns> netns_;

@@ -188,7 +188,7 @@ TEST_F(DutTest, ADutThatNeverAnswersFailsTheScriptNotTheServer) {
   ASSERT_THAT(Grade(req, &results), IsOk());
   ASSERT_EQ(results.size(), 1u);
   EXPECT_FALSE(results[0].passed());
-  EXPECT_THAT(results[0].error(), HasSubstr("EDUTTIMEOUT (the DUT did not answer within 2 s)"));
+  EXPECT_THAT(results[0].error(), HasSubstr("the DUT did not answer reset with reset_done within 2 s"));
   ctx.TryCancel();
   drain.join();
   stream->Finish();

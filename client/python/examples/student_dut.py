@@ -511,6 +511,8 @@ class Dut:
             self.pending.clear()  # answers to an earlier script's calls would be ignored anyway
             print(f"script: {m.reset.script}", file=self.out, flush=True)
             self.stack.reset(m.reset.script)
+            # Tell the lab: what we send from now on belongs to this script.
+            self._put(dut_pb2.DutMessage(reset_done=dut_pb2.DutResetDone()))
         elif kind == "datagram":
             raw = bytes(m.datagram.data)
             try:
