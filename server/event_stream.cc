@@ -33,6 +33,8 @@ void AppendEntry(std::string* out, const v1::Event& ev) {
 // Events copied out of the log per acquisition of its lock.
 constexpr size_t kConvertRun = 128;
 
+std::atomic<uint64_t> total_responses{0}, total_events{0}, total_bytes{0};
+
 // Never destroyed: detached hub threads may still unlock it while the process exits.
 absl::Mutex& threads_mu = *new absl::Mutex;
 int threads_running = 0;  // guarded by threads_mu
@@ -116,6 +118,9 @@ class EventSubscriber : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
           hub_->Collect(next_, follow_ ? 0 : stop_after_, [this](uint64_t c, int k) { return Wanted(c, k); });
       next_ = b.next;
       if (!b.out.empty()) {
+        total_responses.fetch_add(1, std::memory_order_relaxed);
+        total_events.fetch_add(b.events, std::memory_order_relaxed);
+        total_bytes.fetch_add(b.out.size(), std::memory_order_relaxed);
         grpc::Slice slice(b.out);
         resp_ = grpc::ByteBuffer(&slice, 1);
         writing_ = true;
@@ -170,6 +175,11 @@ std::shared_ptr<EventHub> EventHub::Start(std::shared_ptr<sandbox::EventLog> log
   }
   std::thread([hub]() mutable { Run(std::move(hub)); }).detach();
   return hub;
+}
+
+EventHub::Totals EventHub::totals() {
+  return {total_responses.load(std::memory_order_relaxed), total_events.load(std::memory_order_relaxed),
+          total_bytes.load(std::memory_order_relaxed)};
 }
 
 bool EventHub::WaitForAllThreads(absl::Duration timeout) {

@@ -68,6 +68,14 @@ class EventHub {
 
   static constexpr size_t kMaxBatch = 1024;  // events per response, ~150 KiB
 
+  // Totals over every stream of the process since it started (for benchmarks and metrics).
+  struct Totals {
+    uint64_t responses = 0;  // WatchEventsResponses written
+    uint64_t events = 0;     // events in them, Gap events included
+    uint64_t bytes = 0;      // their serialized size
+  };
+  static Totals totals();
+
   // What Collect found: `out` holds `events` serialized WatchEventsResponse.events entries
   // (a Gap first when `missed` > 0); read on from `next`.
   struct Batch {

@@ -41,6 +41,7 @@
 #include "grpcpp/grpcpp.h"
 #include "engine/sandbox/netns.h"
 #include "engine/sandbox/reactor.h"
+#include "server/event_stream.h"
 #include "server/server.h"
 #include "tests/bench/tun/kernel_load.h"
 #include "tests/bench/tun/source_app.h"
@@ -234,6 +235,8 @@ struct Row {
   double delivered_per_s = 0;  // all subscribers together
   double missed_share = 0;     // of what subscribers should have seen
   double p50_us = 0, p99_us = 0;
+  double responses_per_s = 0;  // WatchEventsResponses the server wrote, all streams
+  double bytes_per_event = 0;  // their average serialized size per event
 };
 
 Row RunRow(Server& srv, int subs, double seconds, bool tun, bool in_process) {
@@ -299,11 +302,13 @@ Row RunRow(Server& srv, int subs, double seconds, bool tun, bool in_process) {
 
   const uint64_t o0 = octets, seq0 = sb.events().last_seq();
   const auto [e0, m0] = watchers->Counts();
+  const server::EventHub::Totals w0 = server::EventHub::totals();
   absl::Time t0 = absl::Now();
   absl::SleepFor(absl::Seconds(seconds));
   const double dt = absl::ToDoubleSeconds(absl::Now() - t0);
   const uint64_t o1 = octets, seq1 = sb.events().last_seq();
   const auto [e1, m1] = watchers->Counts();
+  const server::EventHub::Totals w1 = server::EventHub::totals();
   probing = false;
   prober.join();
 
@@ -323,6 +328,8 @@ Row RunRow(Server& srv, int subs, double seconds, bool tun, bool in_process) {
   row.delivered_per_s = (e1 - e0) / dt;
   const double due = static_cast<double>(seq1 - seq0) * subs;
   row.missed_share = due > 0 ? (m1 - m0) / due : 0;
+  row.responses_per_s = (w1.responses - w0.responses) / dt;
+  row.bytes_per_event = w1.events > w0.events ? double(w1.bytes - w0.bytes) / double(w1.events - w0.events) : 0;
   std::sort(lat_us.begin(), lat_us.end());
   if (!lat_us.empty()) {
     row.p50_us = lat_us[lat_us.size() / 2];
@@ -380,8 +387,9 @@ int main(int argc, char** argv) {
   }
   if (tun) tcplab::sandbox::RemoveLeftovers().IgnoreError();
   std::printf("backend %s, %g s per row\n", tun ? "tun (engine -> kernel)" : "virtual (engine -> engine)", seconds);
-  std::printf("%-11s %10s %8s %14s %16s %14s %8s %12s %12s\n", "subscribers", "Gbit/s", "ratio", "events/s made",
-              "events/s deliv.", "per subscriber", "missed", "GetConn p50", "GetConn p99");
+  std::printf("%-11s %10s %8s %14s %16s %14s %8s %12s %12s %12s %8s\n", "subscribers", "Gbit/s", "ratio",
+              "events/s made", "events/s deliv.", "per subscriber", "missed", "GetConn p50", "GetConn p99",
+              "responses/s", "B/event");
   // Each row with subscribers follows a row without, and its ratio is to that one: the
   // machine's speed drifts by more than the effect measured, so a single baseline misleads.
   std::map<int, std::vector<double>> ratios;
@@ -392,10 +400,10 @@ int main(int argc, char** argv) {
       tcplab::bench::Row r = tcplab::bench::RunRow(**srv, n, seconds, tun, in_process);
       ratios[n].push_back(base.gbps > 0 ? r.gbps / base.gbps : 0);
       for (const tcplab::bench::Row& x : {base, r}) {
-        std::printf("%-11d %10.2f %8.2f %14.0f %16.0f %14.0f %7.1f%% %10.0fus %10.0fus\n", x.subscribers, x.gbps,
-                    base.gbps > 0 ? x.gbps / base.gbps : 0, x.produced_per_s, x.delivered_per_s,
-                    x.subscribers ? x.delivered_per_s / x.subscribers : 0.0, 100 * x.missed_share, x.p50_us,
-                    x.p99_us);
+        std::printf("%-11d %10.2f %8.2f %14.0f %16.0f %14.0f %7.1f%% %10.0fus %10.0fus %12.0f %8.0f\n",
+                    x.subscribers, x.gbps, base.gbps > 0 ? x.gbps / base.gbps : 0, x.produced_per_s,
+                    x.delivered_per_s, x.subscribers ? x.delivered_per_s / x.subscribers : 0.0,
+                    100 * x.missed_share, x.p50_us, x.p99_us, x.responses_per_s, x.bytes_per_event);
       }
       std::fflush(stdout);
     }
