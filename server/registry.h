@@ -63,7 +63,9 @@ class Registry {
 
   const SandboxDefaults& defaults() const { return defaults_; }
 
-  // [a-z][a-z0-9-]{0,31}: also part of the namespace's and the reactor thread's names.
+  // [a-z][a-z0-9-]{0,31}. The reactor thread is named after it (tcplab-NAME, cut to 15 octets,
+  // for ps/top only); the namespace is not (tcplab-<pid>-<counter>), so names may repeat
+  // across tenants.
   static absl::Status ValidateName(const std::string& name, absl::string_view field);
 
  private:
