@@ -328,6 +328,30 @@ TEST_F(AuthTest, BothTenantsHaveTheirOwnLab1AndAutoNames) {
   EXPECT_THAT(NamesOf(kBob), ::testing::ElementsAre("lab2", "shared"));
 }
 
+// With the tun backend each lab1 is its own namespace with its own kernel: the name is only
+// the registry's key.
+TEST_F(AuthTest, TwoTenantsLab1AreTwoNamespaces) {
+  if (!IsRoot()) GTEST_SKIP() << "the tun backend needs root (a network namespace and a TUN)";
+  v1::CreateSandboxRequest req;
+  req.set_name("lab1");
+  req.mutable_options()->set_backend(v1::BACKEND_TUN);
+  v1::Sandbox a, b;
+  ASSERT_THAT(sandboxes_->CreateSandbox(As(kAlice).get(), req, &a), IsOk());
+  ASSERT_THAT(sandboxes_->CreateSandbox(As(kBob).get(), req, &b), IsOk());
+  EXPECT_FALSE(a.netns().empty());
+  EXPECT_FALSE(b.netns().empty());
+  EXPECT_NE(a.netns(), b.netns());
+  // The same kernel port in both: separate kernels.
+  for (const char* token : {kAlice, kBob}) {
+    v1::ListenRequest l;
+    l.set_sandbox("lab1");
+    l.set_stack(v1::STACK_KERNEL);
+    l.mutable_local()->set_port(7000);
+    v1::Connection c;
+    EXPECT_THAT(conns_->Listen(As(token).get(), l, &c), IsOk()) << token;
+  }
+}
+
 TEST_F(AuthTest, AnotherTenantsSandboxIsNotFoundExactlyLikeAnUnknownOne) {
   ASSERT_THAT(CreateAs(kAlice, "secret"), IsOk());
   // Alice listens and connects, so that there are connections to aim at.
