@@ -70,11 +70,19 @@ grading::SockResult FromProto(const v1::CallResult& r) {
 
 std::atomic<uint64_t> next_call_id{1};
 
+// An AttachDut that ends at once with `s` (no valid token).
+class FailedBidi : public grpc::ServerBidiReactor<v1::DutMessage, v1::LabMessage> {
+ public:
+  explicit FailedBidi(const absl::Status& s) { Finish(ToGrpc(s)); }
+  void OnDone() override { delete this; }
+};
+
 }  // namespace
 
 // --- DutSession ---------------------------------------------------------------------------
 
-DutSession::DutSession(DutRegistry& registry, std::string peer) : registry_(registry), peer_(std::move(peer)) {}
+DutSession::DutSession(DutRegistry& registry, std::string peer, std::string tenant)
+    : registry_(registry), peer_(std::move(peer)), tenant_(std::move(tenant)) {}
 
 void DutSession::Start() {
   {
@@ -324,10 +332,11 @@ absl::Status DutRegistry::Add(std::shared_ptr<DutSession> s) {
   if (by_name_.size() >= kMaxDuts) {
     return absl::ResourceExhaustedError(absl::StrCat(kMaxDuts, " DUTs are attached, the most a server takes"));
   }
-  if (by_name_.contains(s->name())) {
+  Key key{s->tenant(), s->name()};
+  if (by_name_.contains(key)) {
     return absl::AlreadyExistsError(absl::StrCat("a DUT named \"", s->name(), "\" is already attached"));
   }
-  by_name_[s->name()] = std::move(s);
+  by_name_[key] = std::move(s);
   return absl::OkStatus();
 }
 
@@ -342,43 +351,46 @@ void DutRegistry::Remove(const DutSession* s) {
   }
 }
 
-absl::StatusOr<std::unique_ptr<DutRegistry::Lease>> DutRegistry::Acquire(const std::string& name) {
+absl::StatusOr<std::unique_ptr<DutRegistry::Lease>> DutRegistry::Acquire(const std::string& name,
+                                                                          const std::string& tenant) {
   absl::MutexLock l(&mu_);
-  auto it = by_name_.find(name);
+  const Key key{tenant, name};
+  auto it = by_name_.find(key);
   if (it == by_name_.end()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "no DUT named \"", name, "\" is attached (attach one with DutService.AttachDut, e.g. `tcplab dut`)"));
   }
-  if (busy_[name]) {
+  if (busy_[key]) {
     return absl::FailedPreconditionError(absl::StrCat("DUT \"", name, "\" is busy with another grading run"));
   }
-  busy_[name] = true;
+  busy_[key] = true;
   return std::make_unique<Lease>(this, it->second);
 }
 
 DutRegistry::Lease::~Lease() {
   absl::MutexLock l(&registry_->mu_);
-  registry_->busy_.erase(session_->name());
+  registry_->busy_.erase({session_->tenant(), session_->name()});
 }
 
 void DutRegistry::EndAll(const grpc::Status& why) {
   std::vector<std::shared_ptr<DutSession>> all;
   {
     absl::MutexLock l(&mu_);
-    for (const auto& [name, s] : by_name_) all.push_back(s);
+    for (const auto& [key, s] : by_name_) all.push_back(s);
   }
   for (const auto& s : all) s->End(why);  // Detach takes mu_ through Remove: not under it
 }
 
-std::vector<v1::AttachedDut> DutRegistry::List() const {
+std::vector<v1::AttachedDut> DutRegistry::List(const std::string& tenant) const {
   absl::MutexLock l(&mu_);
   std::vector<v1::AttachedDut> out;
-  for (const auto& [name, s] : by_name_) {
+  for (auto it = by_name_.lower_bound({tenant, ""}); it != by_name_.end() && it->first.first == tenant; ++it) {
+    const auto& [key, s] = *it;
     v1::AttachedDut d;
-    d.set_name(name);
+    d.set_name(key.second);
     d.set_description(s->description());
     d.set_peer(s->peer());
-    auto b = busy_.find(name);
+    auto b = busy_.find(key);
     d.set_busy(b != busy_.end() && b->second);
     out.push_back(std::move(d));
   }
@@ -388,14 +400,18 @@ std::vector<v1::AttachedDut> DutRegistry::List() const {
 // --- DutServiceImpl -------------------------------------------------------------------------
 
 grpc::ServerBidiReactor<v1::DutMessage, v1::LabMessage>* DutServiceImpl::AttachDut(grpc::CallbackServerContext* ctx) {
-  auto s = std::make_shared<DutSession>(registry_, ctx->peer());
+  absl::StatusOr<std::string> tenant = auth_.TenantOf(*ctx);
+  if (!tenant.ok()) return new FailedBidi(tenant.status());
+  auto s = std::make_shared<DutSession>(registry_, ctx->peer(), *std::move(tenant));
   s->Start();
   return s.get();
 }
 
 grpc::ServerUnaryReactor* DutServiceImpl::ListDuts(grpc::CallbackServerContext* ctx, const v1::ListDutsRequest*,
                                                    v1::ListDutsResponse* resp) {
-  for (v1::AttachedDut& d : registry_.List()) *resp->add_duts() = std::move(d);
+  absl::StatusOr<std::string> tenant = auth_.TenantOf(*ctx);
+  if (!tenant.ok()) return FinishUnary(ctx, tenant.status());
+  for (v1::AttachedDut& d : registry_.List(*tenant)) *resp->add_duts() = std::move(d);
   return FinishUnary(ctx, absl::OkStatus());
 }
 

@@ -10,6 +10,10 @@
 // registry while attached, and by a DutTarget during a run, so a DUT that detaches in the
 // middle of a script fails that script ("the DUT detached") and nothing dangles.
 //
+// Tenants (server/auth.h): a DUT belongs to the tenant that attached it. Names are unique per
+// tenant; only that tenant lists it or grades against it, and to every other tenant its name
+// is unknown (the same error as a name nobody attached).
+//
 // Lock order: DutRegistry::mu_, then DutSession::mu_.
 #pragma once
 
@@ -24,6 +28,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "engine/grading/target.h"
+#include "server/auth.h"
 #include "tcplab/v1/dut.grpc.pb.h"
 
 namespace tcplab::server {
@@ -35,7 +40,7 @@ class DutSession : public grpc::ServerBidiReactor<v1::DutMessage, v1::LabMessage
  public:
   using Clock = std::chrono::steady_clock;
 
-  DutSession(DutRegistry& registry, std::string peer);
+  DutSession(DutRegistry& registry, std::string peer, std::string tenant);
   void Start();  // after construction: holds itself, starts reading
 
   // --- for a grading run (DutTarget) ---
@@ -62,6 +67,7 @@ class DutSession : public grpc::ServerBidiReactor<v1::DutMessage, v1::LabMessage
   const std::string& name() const { return name_; }
   const std::string& description() const { return description_; }
   const std::string& peer() const { return peer_; }
+  const std::string& tenant() const { return tenant_; }
 
   // --- the reactor ---
   void OnReadDone(bool ok) override;
@@ -79,6 +85,7 @@ class DutSession : public grpc::ServerBidiReactor<v1::DutMessage, v1::LabMessage
 
   DutRegistry& registry_;
   const std::string peer_;
+  const std::string tenant_;
   std::string name_, description_;  // set by the hello, then constant
   v1::DutMessage in_;               // the read in flight
 
@@ -103,11 +110,11 @@ class DutSession : public grpc::ServerBidiReactor<v1::DutMessage, v1::LabMessage
 
 class DutRegistry {
  public:
-  // Names a session; ALREADY_EXISTS if the name is taken.
+  // Names a session in its tenant; ALREADY_EXISTS if the tenant has a DUT of that name.
   absl::Status Add(std::shared_ptr<DutSession> s) ABSL_LOCKS_EXCLUDED(mu_);
   void Remove(const DutSession* s) ABSL_LOCKS_EXCLUDED(mu_);
-  // Lends the DUT `name` to a run until the lease is dropped. FAILED_PRECONDITION if no DUT
-  // of that name is attached or another run has it.
+  // Lends the tenant's DUT `name` to a run until the lease is dropped. FAILED_PRECONDITION if
+  // the tenant has no DUT of that name attached or another run has it.
   class Lease {
    public:
     Lease(DutRegistry* r, std::shared_ptr<DutSession> s) : registry_(r), session_(std::move(s)) {}
@@ -120,26 +127,30 @@ class DutRegistry {
     DutRegistry* registry_;
     std::shared_ptr<DutSession> session_;
   };
-  absl::StatusOr<std::unique_ptr<Lease>> Acquire(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
-  std::vector<v1::AttachedDut> List() const ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<std::unique_ptr<Lease>> Acquire(const std::string& name, const std::string& tenant = "")
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // The tenant's DUTs.
+  std::vector<v1::AttachedDut> List(const std::string& tenant = "") const ABSL_LOCKS_EXCLUDED(mu_);
   // Ends every DUT's stream with `why` (at shutdown, so DUTs learn it at once).
   void EndAll(const grpc::Status& why) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
+  using Key = std::pair<std::string, std::string>;  // tenant, name
   mutable absl::Mutex mu_;
-  std::map<std::string, std::shared_ptr<DutSession>> by_name_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, bool> busy_ ABSL_GUARDED_BY(mu_);
+  std::map<Key, std::shared_ptr<DutSession>> by_name_ ABSL_GUARDED_BY(mu_);
+  std::map<Key, bool> busy_ ABSL_GUARDED_BY(mu_);
 };
 
 class DutServiceImpl final : public v1::DutService::CallbackService {
  public:
-  explicit DutServiceImpl(DutRegistry& registry) : registry_(registry) {}
+  DutServiceImpl(DutRegistry& registry, const Authenticator& auth) : registry_(registry), auth_(auth) {}
   grpc::ServerBidiReactor<v1::DutMessage, v1::LabMessage>* AttachDut(grpc::CallbackServerContext* ctx) override;
   grpc::ServerUnaryReactor* ListDuts(grpc::CallbackServerContext* ctx, const v1::ListDutsRequest* req,
                                      v1::ListDutsResponse* resp) override;
 
  private:
   DutRegistry& registry_;
+  const Authenticator& auth_;
 };
 
 // A grading target that is an attached DUT, for one script: Reset on construction, real time.

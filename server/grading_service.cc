@@ -97,8 +97,9 @@ v1::ScriptResult ToProto(const grading::ScriptResult& r) {
 // (the stream in OnDone, the worker at its end).
 class SuiteRun : public grpc::ServerWriteReactor<v1::RunSuiteResponse> {
  public:
-  SuiteRun(GradingServiceImpl& svc, v1::RunSuiteRequest req, int64_t id, std::unique_ptr<DutRegistry::Lease> dut)
-      : svc_(svc), req_(std::move(req)), id_(id), dut_(std::move(dut)) {}
+  SuiteRun(GradingServiceImpl& svc, v1::RunSuiteRequest req, int64_t id, std::string tenant,
+           std::unique_ptr<DutRegistry::Lease> dut)
+      : svc_(svc), req_(std::move(req)), id_(id), tenant_(std::move(tenant)), dut_(std::move(dut)) {}
 
   void StartWorker() {
     std::thread([this] { Work(); }).detach();
@@ -277,7 +278,7 @@ class SuiteRun : public grpc::ServerWriteReactor<v1::RunSuiteResponse> {
       status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down: the grading run was interrupted");
     }
     if (status.ok()) {
-      absl::StatusOr<v1::GradingRun> run = svc_.store_.GetRun(id_, /*with_results=*/false);
+      absl::StatusOr<v1::GradingRun> run = svc_.store_.GetRun(id_, /*with_results=*/false, tenant_);
       if (run.ok()) {
         v1::RunSuiteResponse resp;
         resp.set_done(run->passed() + run->failed());
@@ -303,6 +304,7 @@ class SuiteRun : public grpc::ServerWriteReactor<v1::RunSuiteResponse> {
   GradingServiceImpl& svc_;
   const v1::RunSuiteRequest req_;
   const int64_t id_;
+  const std::string tenant_;
   std::unique_ptr<DutRegistry::Lease> dut_;  // GRADING_TARGET_DUT: the DUT, lent for the run
   std::atomic<int> refs_{2};  // the stream's and the worker's
   std::atomic<bool> stop_{false};
@@ -317,8 +319,9 @@ class SuiteRun : public grpc::ServerWriteReactor<v1::RunSuiteResponse> {
   bool worker_done_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-GradingServiceImpl::GradingServiceImpl(ResultsStore& store, DutRegistry& duts, int max_runs)
-    : store_(store), duts_(duts), max_runs_(max_runs) {}
+GradingServiceImpl::GradingServiceImpl(ResultsStore& store, DutRegistry& duts, int max_runs,
+                                       const Authenticator& auth)
+    : store_(store), duts_(duts), max_runs_(max_runs), auth_(auth) {}
 
 GradingServiceImpl::~GradingServiceImpl() {
   Stop();
@@ -334,11 +337,13 @@ void GradingServiceImpl::Stop() {
 
 grpc::ServerWriteReactor<v1::RunSuiteResponse>* GradingServiceImpl::RunSuite(grpc::CallbackServerContext* ctx,
                                                                              const v1::RunSuiteRequest* req) {
+  absl::StatusOr<std::string> tenant = auth_.TenantOf(*ctx);
+  if (!tenant.ok()) return new FailedWriter<v1::RunSuiteResponse>(tenant.status());
   if (absl::Status s = Validate(*req); !s.ok()) return new FailedWriter<v1::RunSuiteResponse>(s);
   if (stopping_.load()) return new FailedWriter<v1::RunSuiteResponse>(absl::UnavailableError("server shutting down"));
   std::unique_ptr<DutRegistry::Lease> dut;
   if (req->target() == v1::GRADING_TARGET_DUT) {
-    absl::StatusOr<std::unique_ptr<DutRegistry::Lease>> lease = duts_.Acquire(req->dut());
+    absl::StatusOr<std::unique_ptr<DutRegistry::Lease>> lease = duts_.Acquire(req->dut(), *tenant);
     if (!lease.ok()) return new FailedWriter<v1::RunSuiteResponse>(lease.status());
     dut = std::move(*lease);
   }
@@ -359,13 +364,13 @@ grpc::ServerWriteReactor<v1::RunSuiteResponse>* GradingServiceImpl::RunSuite(grp
   run.mutable_started()->set_seconds(absl::ToUnixSeconds(now));
   run.mutable_started()->set_nanos(static_cast<int32_t>(absl::ToUnixNanos(now) % 1000000000));
   run.set_total(req->scripts_size());
-  absl::StatusOr<int64_t> id = store_.BeginRun(run);
+  absl::StatusOr<int64_t> id = store_.BeginRun(run, *tenant);
   if (!id.ok()) {
     absl::MutexLock l(&mu_);
     --running_;
     return new FailedWriter<v1::RunSuiteResponse>(id.status());
   }
-  auto* r = new SuiteRun(*this, *req, *id, std::move(dut));
+  auto* r = new SuiteRun(*this, *req, *id, *tenant, std::move(dut));
   {
     absl::MutexLock l(&mu_);
     active_.insert(r);
@@ -377,6 +382,8 @@ grpc::ServerWriteReactor<v1::RunSuiteResponse>* GradingServiceImpl::RunSuite(grp
 
 grpc::ServerUnaryReactor* GradingServiceImpl::ListRuns(grpc::CallbackServerContext* ctx, const v1::ListRunsRequest* req,
                                                        v1::ListRunsResponse* resp) {
+  absl::StatusOr<std::string> tenant = auth_.TenantOf(*ctx);
+  if (!tenant.ok()) return FinishUnary(ctx, tenant.status());
   // With results a run can be large (up to 1,000 results with timelines): fewer at once.
   const int max_limit = req->with_results() ? 100 : 10000;
   if (req->limit() < 0 || req->limit() > max_limit) {
@@ -388,7 +395,8 @@ grpc::ServerUnaryReactor* GradingServiceImpl::ListRuns(grpc::CallbackServerConte
     return FinishUnary(ctx, absl::InvalidArgumentError(absl::StrCat("student: at most ", kMaxStudentBytes, " octets")));
   }
   absl::StatusOr<std::vector<v1::GradingRun>> runs =
-      store_.ListRuns(req->student(), req->with_results(), req->limit() == 0 ? (req->with_results() ? 20 : 100) : req->limit());
+      store_.ListRuns(req->student(), req->with_results(),
+                      req->limit() == 0 ? (req->with_results() ? 20 : 100) : req->limit(), *tenant);
   if (runs.ok()) {
     for (v1::GradingRun& r : *runs) *resp->add_runs() = std::move(r);
   }
@@ -397,10 +405,12 @@ grpc::ServerUnaryReactor* GradingServiceImpl::ListRuns(grpc::CallbackServerConte
 
 grpc::ServerUnaryReactor* GradingServiceImpl::GetRun(grpc::CallbackServerContext* ctx, const v1::GetRunRequest* req,
                                                      v1::GradingRun* resp) {
+  absl::StatusOr<std::string> tenant = auth_.TenantOf(*ctx);
+  if (!tenant.ok()) return FinishUnary(ctx, tenant.status());
   if (req->id() <= 0) {
     return FinishUnary(ctx, absl::InvalidArgumentError(absl::StrCat("id: must be a run id (> 0), got ", req->id())));
   }
-  absl::StatusOr<v1::GradingRun> run = store_.GetRun(req->id(), /*with_results=*/true);
+  absl::StatusOr<v1::GradingRun> run = store_.GetRun(req->id(), /*with_results=*/true, *tenant);
   if (run.ok()) *resp = std::move(*run);
   return FinishUnary(ctx, run.status());
 }

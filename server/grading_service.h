@@ -13,6 +13,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
+#include "server/auth.h"
 #include "server/dut_service.h"
 #include "server/results_store.h"
 #include "tcplab/v1/grading.grpc.pb.h"
@@ -29,7 +30,8 @@ inline constexpr size_t kMaxScriptNameBytes = 256;
 class GradingServiceImpl final : public v1::GradingService::CallbackService {
  public:
   // At most `max_runs` runs at a time; more are refused with RESOURCE_EXHAUSTED.
-  GradingServiceImpl(ResultsStore& store, DutRegistry& duts, int max_runs);
+  // Runs are stored with the caller's tenant and shown only to it (server/auth.h).
+  GradingServiceImpl(ResultsStore& store, DutRegistry& duts, int max_runs, const Authenticator& auth);
   ~GradingServiceImpl() override;  // Stop(), then waits for the workers
 
   // Runs in progress stop before their next line; their streams end with UNAVAILABLE.
@@ -47,6 +49,7 @@ class GradingServiceImpl final : public v1::GradingService::CallbackService {
   ResultsStore& store_;
   DutRegistry& duts_;
   const int max_runs_;
+  const Authenticator& auth_;
   std::atomic<bool> stopping_{false};
   absl::Mutex mu_;
   int running_ ABSL_GUARDED_BY(mu_) = 0;  // workers alive

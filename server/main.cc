@@ -31,6 +31,10 @@ ABSL_FLAG(uint32_t, event_capacity, 1 << 16, "default number of events each sand
 ABSL_FLAG(uint32_t, max_sandboxes, 64, "most sandboxes the server holds at once");
 ABSL_FLAG(std::string, data_dir, "", "where tcplabd keeps its data (default /var/lib/tcplab as root, else ~/.tcplab)");
 ABSL_FLAG(int, max_grading_runs, 2, "grading runs (GradingService.RunSuite) at a time; more are refused");
+ABSL_FLAG(std::string, auth_tokens, "",
+          "a file of \"TOKEN TENANT\" lines: every call (but health) then needs \"authorization: Bearer "
+          "TOKEN\" (tcplab --token), and sandboxes, grading runs and DUTs belong to the token's tenant. "
+          "Default: no authentication");
 ABSL_FLAG(std::string, ready_file, "",
           "once serving, write the bound addresses (one per line) to this file; for scripts that start "
           "tcplabd with port 0");
@@ -85,6 +89,7 @@ int main(int argc, char** argv) {
   cfg.defaults.max_sandboxes = absl::GetFlag(FLAGS_max_sandboxes);
   cfg.max_grading_runs = absl::GetFlag(FLAGS_max_grading_runs);
   if (cfg.max_grading_runs < 1) return Fail("--max_grading_runs must be at least 1");
+  cfg.auth_tokens = absl::GetFlag(FLAGS_auth_tokens);
   cfg.data_dir = absl::GetFlag(FLAGS_data_dir);
   if (cfg.data_dir.empty()) {
     const char* home = std::getenv("HOME");
@@ -106,9 +111,9 @@ int main(int argc, char** argv) {
   if (int n = (*server)->results().interrupted_at_open(); n > 0) {
     std::fprintf(stderr, "tcplabd: %d grading run(s) of an earlier tcplabd were cut short; stored as INTERRUPTED\n", n);
   }
-  std::fprintf(stderr, "tcplabd: serving on %s; default backend %s%s; data in %s\n", addrs.c_str(), backend.c_str(),
+  std::fprintf(stderr, "tcplabd: serving on %s; default backend %s%s; data in %s%s\n", addrs.c_str(), backend.c_str(),
                backend == "virtual" && !privileged ? " (no CAP_SYS_ADMIN/CAP_NET_ADMIN: run as root for tun)" : "",
-               cfg.data_dir.c_str());
+               cfg.data_dir.c_str(), cfg.auth_tokens.empty() ? "; no authentication" : "; bearer tokens required");
   if (std::string ready = absl::GetFlag(FLAGS_ready_file); !ready.empty()) {
     std::string tmp = ready + ".tmp";
     if (FILE* f = std::fopen(tmp.c_str(), "w")) {

@@ -129,7 +129,8 @@ absl::StatusOr<sandbox::SandboxConfig> Registry::ConfigFor(const std::string& na
   return cfg;
 }
 
-absl::StatusOr<std::shared_ptr<SandboxEntry>> Registry::Create(const v1::CreateSandboxRequest& req) {
+absl::StatusOr<std::shared_ptr<SandboxEntry>> Registry::Create(const v1::CreateSandboxRequest& req,
+                                                               const std::string& tenant) {
   std::string name = req.name();
   if (!name.empty()) {
     if (absl::Status s = ValidateName(name, "name"); !s.ok()) return s;
@@ -143,36 +144,42 @@ absl::StatusOr<std::shared_ptr<SandboxEntry>> Registry::Create(const v1::CreateS
       return absl::ResourceExhaustedError(absl::StrCat("the server has its maximum of ", defaults_.max_sandboxes,
                                                        " sandboxes; delete one first (tcplabd --max_sandboxes)"));
     }
+    auto taken = [&](const std::string& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return entries_.contains({tenant, n}) || creating_.contains({tenant, n});
+    };
     if (name.empty()) {
+      auto next = next_auto_name_.try_emplace(tenant, 1).first;
       do {
-        name = absl::StrCat("lab", next_auto_name_++);
-      } while (entries_.contains(name) || creating_.contains(name));
-    } else if (entries_.contains(name) || creating_.contains(name)) {
+        name = absl::StrCat("lab", next->second++);
+      } while (taken(name));
+    } else if (taken(name)) {
       return absl::AlreadyExistsError(absl::StrCat("sandbox ", name, " already exists"));
     }
     cfg = ConfigFor(name, req.options(), &entry->options);
     if (!cfg.ok()) return cfg.status();
-    creating_.insert(name);
+    creating_.insert({tenant, name});
   }
   // Creating a namespace and a TUN takes milliseconds: not under the lock.
   absl::StatusOr<std::unique_ptr<sandbox::Sandbox>> sb = sandbox::Sandbox::Create(*std::move(cfg));
   absl::MutexLock l(&mu_);
-  creating_.erase(name);
+  creating_.erase({tenant, name});
   if (!sb.ok()) return sb.status();
+  entry->tenant = tenant;
   entry->name = name;
   entry->created = absl::Now();
   entry->sandbox = std::move(*sb);
   entry->hub = EventHub::Start(entry->sandbox->shared_events());
   if (shut_down_) return absl::UnavailableError("server shutting down");  // entry is destroyed
-  entries_[name] = entry;
+  entries_[{tenant, name}] = entry;
   return entry;
 }
 
-absl::StatusOr<std::shared_ptr<SandboxEntry>> Registry::Get(const std::string& name, absl::string_view field) const {
+absl::StatusOr<std::shared_ptr<SandboxEntry>> Registry::Get(const std::string& name, absl::string_view field,
+                                                            const std::string& tenant) const {
   if (name.empty()) return absl::InvalidArgumentError(absl::StrCat(std::string(field), " is required"));
   absl::MutexLock l(&mu_);
   if (shut_down_) return absl::UnavailableError("server shutting down");
-  auto it = entries_.find(name);
+  auto it = entries_.find({tenant, name});
   if (it == entries_.end()) {
     if (absl::Status s = ValidateName(name, field); !s.ok()) return s;
     return absl::NotFoundError(absl::StrCat("sandbox ", name, " not found"));
@@ -180,20 +187,23 @@ absl::StatusOr<std::shared_ptr<SandboxEntry>> Registry::Get(const std::string& n
   return it->second;
 }
 
-std::vector<std::shared_ptr<SandboxEntry>> Registry::List() const {
+std::vector<std::shared_ptr<SandboxEntry>> Registry::List(const std::string& tenant) const {
   absl::MutexLock l(&mu_);
   std::vector<std::shared_ptr<SandboxEntry>> out;
-  for (const auto& [name, e] : entries_) out.push_back(e);
+  // Keys sort by tenant first: the tenant's entries are one run, in name order.
+  for (auto it = entries_.lower_bound({tenant, ""}); it != entries_.end() && it->first.first == tenant; ++it) {
+    out.push_back(it->second);
+  }
   return out;
 }
 
-absl::Status Registry::Delete(const std::string& name) {
+absl::Status Registry::Delete(const std::string& name, const std::string& tenant) {
   std::shared_ptr<SandboxEntry> e;
   {
-    absl::StatusOr<std::shared_ptr<SandboxEntry>> got = Get(name);
+    absl::StatusOr<std::shared_ptr<SandboxEntry>> got = Get(name, "name", tenant);
     if (!got.ok()) return got.status();
     absl::MutexLock l(&mu_);
-    auto it = entries_.find(name);
+    auto it = entries_.find({tenant, name});
     if (it == entries_.end()) return absl::NotFoundError(absl::StrCat("sandbox ", name, " not found"));
     e = std::move(it->second);
     entries_.erase(it);
@@ -203,13 +213,13 @@ absl::Status Registry::Delete(const std::string& name) {
 }
 
 void Registry::DeleteAll(const absl::Status& why) {
-  std::map<std::string, std::shared_ptr<SandboxEntry>> all;
+  std::map<Key, std::shared_ptr<SandboxEntry>> all;
   {
     absl::MutexLock l(&mu_);
     shut_down_ = true;
     all.swap(entries_);
   }
-  for (auto& [name, e] : all) e->hub->Close(why);
+  for (auto& [key, e] : all) e->hub->Close(why);
 }
 
 }  // namespace tcplab::server

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "server/status.h"
 
 namespace tcplab::server {
 
@@ -18,7 +19,8 @@ CREATE TABLE IF NOT EXISTS runs (
   started_us   INTEGER NOT NULL,
   finished_us  INTEGER,
   state        INTEGER NOT NULL,
-  total        INTEGER NOT NULL
+  total        INTEGER NOT NULL,
+  tenant       TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS runs_by_student ON runs (student, id);
 CREATE TABLE IF NOT EXISTS results (
@@ -88,6 +90,9 @@ absl::StatusOr<std::unique_ptr<ResultsStore>> ResultsStore::Open(const std::stri
       return absl::FailedPreconditionError(absl::StrCat("results database ", path, ": ", st.message()));
     }
   }
+  if (absl::Status st = s->Migrate(); !st.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat("results database ", path, ": ", st.message()));
+  }
   Stmt mark(db, "UPDATE runs SET state = ?, finished_us = ? WHERE state = ?");
   if (!mark.ok()) return s->Error("marking interrupted runs");
   mark.Bind(1, v1::RUN_STATE_INTERRUPTED);
@@ -101,6 +106,22 @@ absl::StatusOr<std::unique_ptr<ResultsStore>> ResultsStore::Open(const std::stri
 ResultsStore::~ResultsStore() {
   absl::MutexLock l(&mu_);
   sqlite3_close(db_);
+}
+
+absl::Status ResultsStore::Migrate() {
+  // A database of a tcplabd without tenants: add the column; its runs are the anonymous
+  // tenant's (the DEFAULT). The index is made here, once the column surely exists.
+  int rc;
+  {
+    Stmt cols(db_, "SELECT 1 FROM pragma_table_info('runs') WHERE name = 'tenant'");
+    if (!cols.ok()) return Error("reading the schema");
+    rc = cols.Step();
+  }  // finalized before the ALTER
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Error("reading the schema");
+  if (rc == SQLITE_DONE) {
+    TCPLAB_RETURN_IF_ERROR(Exec("ALTER TABLE runs ADD COLUMN tenant TEXT NOT NULL DEFAULT '';"));
+  }
+  return Exec("CREATE INDEX IF NOT EXISTS runs_by_tenant ON runs (tenant, id);");
 }
 
 absl::Status ResultsStore::Exec(const char* sql) {
@@ -117,9 +138,11 @@ absl::Status ResultsStore::Error(const char* what) {
   return absl::InternalError(absl::StrCat("results database: ", what, ": ", sqlite3_errmsg(db_)));
 }
 
-absl::StatusOr<int64_t> ResultsStore::BeginRun(const v1::GradingRun& run) {
+absl::StatusOr<int64_t> ResultsStore::BeginRun(const v1::GradingRun& run, const std::string& tenant) {
   absl::MutexLock l(&mu_);
-  Stmt s(db_, "INSERT INTO runs (student, target, requested_by, started_us, state, total) VALUES (?, ?, ?, ?, ?, ?)");
+  Stmt s(db_,
+         "INSERT INTO runs (student, target, requested_by, started_us, state, total, tenant) "
+         "VALUES (?, ?, ?, ?, ?, ?, ?)");
   if (!s.ok()) return Error("storing a new run");
   s.Bind(1, run.student());
   s.Bind(2, run.target());
@@ -127,6 +150,7 @@ absl::StatusOr<int64_t> ResultsStore::BeginRun(const v1::GradingRun& run) {
   s.Bind(4, FromProto(run.started()));
   s.Bind(5, v1::RUN_STATE_RUNNING);
   s.Bind(6, run.total());
+  s.Bind(7, tenant);
   if (s.Step() != SQLITE_DONE) return Error("storing a new run");
   return sqlite3_last_insert_rowid(db_);
 }
@@ -169,18 +193,19 @@ absl::Status ResultsStore::LoadResults(v1::GradingRun& run) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<v1::GradingRun>> ResultsStore::Query(const std::string& where, int64_t arg_id,
-                                                               const std::string& arg_text, bool with_results,
-                                                               int limit) {
+absl::StatusOr<std::vector<v1::GradingRun>> ResultsStore::Query(const std::string& where, const std::string& tenant,
+                                                               int64_t arg_id, const std::string& arg_text,
+                                                               bool with_results, int limit) {
   const std::string sql = absl::StrCat(
       "SELECT r.id, r.student, r.target, r.requested_by, r.started_us, r.finished_us, r.state, r.total, "
       "(SELECT COUNT(*) FROM results x WHERE x.run_id = r.id AND x.passed = 1), "
       "(SELECT COUNT(*) FROM results x WHERE x.run_id = r.id AND x.passed = 0) "
-      "FROM runs r ",
+      "FROM runs r WHERE r.tenant = ? ",
       where, " ORDER BY r.id DESC LIMIT ?");
   Stmt s(db_, sql.c_str());
   if (!s.ok()) return Error("reading runs");
   int i = 1;
+  s.Bind(i++, tenant);
   if (where.find("r.id = ?") != std::string::npos) s.Bind(i++, arg_id);
   if (where.find("r.student = ?") != std::string::npos) s.Bind(i++, arg_text);
   s.Bind(i, limit);
@@ -209,18 +234,18 @@ absl::StatusOr<std::vector<v1::GradingRun>> ResultsStore::Query(const std::strin
   return runs;
 }
 
-absl::StatusOr<v1::GradingRun> ResultsStore::GetRun(int64_t id, bool with_results) {
+absl::StatusOr<v1::GradingRun> ResultsStore::GetRun(int64_t id, bool with_results, const std::string& tenant) {
   absl::MutexLock l(&mu_);
-  absl::StatusOr<std::vector<v1::GradingRun>> runs = Query("WHERE r.id = ?", id, "", with_results, 1);
+  absl::StatusOr<std::vector<v1::GradingRun>> runs = Query("AND r.id = ?", tenant, id, "", with_results, 1);
   if (!runs.ok()) return runs.status();
   if (runs->empty()) return absl::NotFoundError(absl::StrCat("grading run ", id, " not found"));
   return std::move(runs->front());
 }
 
 absl::StatusOr<std::vector<v1::GradingRun>> ResultsStore::ListRuns(const std::string& student, bool with_results,
-                                                                  int limit) {
+                                                                  int limit, const std::string& tenant) {
   absl::MutexLock l(&mu_);
-  return Query(student.empty() ? "" : "WHERE r.student = ?", 0, student, with_results, limit);
+  return Query(student.empty() ? "" : "AND r.student = ?", tenant, 0, student, with_results, limit);
 }
 
 }  // namespace tcplab::server

@@ -34,16 +34,24 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerConfig cfg) {
     return absl::InvalidArgumentError(
         absl::StrCat("max_grading_runs: must be at least 1, got ", s->cfg_.max_grading_runs));
   }
+  if (s->cfg_.auth_tokens.empty()) {
+    s->auth_ = std::make_unique<Authenticator>();
+  } else {
+    absl::StatusOr<std::unique_ptr<Authenticator>> auth = Authenticator::FromFile(s->cfg_.auth_tokens);
+    if (!auth.ok()) return auth.status();
+    s->auth_ = std::move(*auth);
+  }
   absl::StatusOr<std::unique_ptr<ResultsStore>> results =
       ResultsStore::Open(s->cfg_.data_dir.empty() ? ":memory:" : s->cfg_.data_dir + "/results.db");
   if (!results.ok()) return results.status();
   s->results_ = std::move(*results);
   s->duts_ = std::make_unique<DutRegistry>();
-  s->dut_service_ = std::make_unique<DutServiceImpl>(*s->duts_);
-  s->grading_service_ = std::make_unique<GradingServiceImpl>(*s->results_, *s->duts_, s->cfg_.max_grading_runs);
+  s->dut_service_ = std::make_unique<DutServiceImpl>(*s->duts_, *s->auth_);
+  s->grading_service_ = std::make_unique<GradingServiceImpl>(*s->results_, *s->duts_, s->cfg_.max_grading_runs,
+                                                             *s->auth_);
   s->registry_ = std::make_unique<Registry>(s->cfg_.defaults);
-  s->sandbox_service_ = std::make_unique<SandboxServiceImpl>(*s->registry_);
-  s->connection_service_ = std::make_unique<ConnectionServiceImpl>(*s->registry_);
+  s->sandbox_service_ = std::make_unique<SandboxServiceImpl>(*s->registry_, *s->auth_);
+  s->connection_service_ = std::make_unique<ConnectionServiceImpl>(*s->registry_, *s->auth_);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -57,12 +65,17 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerConfig cfg) {
       struct stat st;
       if (::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());
     }
-    // Insecure: tcplabd listens on loopback or a unix socket by default; TLS and tokens
-    // belong to the deployment issue.
+    // Insecure transport: tcplabd listens on loopback or a unix socket by default; bearer
+    // tokens (--auth_tokens) are checked per call (server/auth.h). TLS belongs to the deployment.
     builder.AddListeningPort(addr, grpc::InsecureServerCredentials(), &ports[i]);
   }
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
+  if (s->auth_->enabled()) {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+    interceptors.push_back(std::make_unique<AuthInterceptorFactory>(*s->auth_));
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  }
   builder.RegisterService(s->sandbox_service_.get());
   builder.RegisterService(s->connection_service_.get());
   builder.RegisterService(s->grading_service_.get());

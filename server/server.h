@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+#include "server/auth.h"
 #include "server/grading_service.h"
 #include "server/registry.h"
 #include "server/results_store.h"
@@ -31,6 +32,9 @@ struct ServerConfig {
   // in-memory database, gone when the server stops (tests).
   std::string data_dir;
   int max_grading_runs = 2;  // grading runs at a time (each may hold a namespace for a minute)
+  // A token file (server/auth.h): every call but health needs "authorization: Bearer TOKEN",
+  // and sandboxes, runs and DUTs are per tenant. Empty: no authentication, one anonymous tenant.
+  std::string auth_tokens;
 };
 
 class Server {
@@ -51,6 +55,7 @@ class Server {
  private:
   Server() = default;
   ServerConfig cfg_;
+  std::unique_ptr<Authenticator> auth_;  // outlives grpc_ (the interceptor and handlers use it)
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<SandboxServiceImpl> sandbox_service_;
   std::unique_ptr<ConnectionServiceImpl> connection_service_;

@@ -37,9 +37,10 @@ struct ConnRef {
   sandbox::ConnInfo info;
 };
 
-absl::StatusOr<ConnRef> Resolve(Registry& registry, const std::string& sb, uint64_t id, v1::Stack stack) {
+absl::StatusOr<ConnRef> Resolve(Registry& registry, const std::string& tenant, const std::string& sb, uint64_t id,
+                                v1::Stack stack) {
   ConnRef ref;
-  TCPLAB_ASSIGN_OR_RETURN(ref.entry, registry.Get(sb, "sandbox"));
+  TCPLAB_ASSIGN_OR_RETURN(ref.entry, registry.Get(sb, "sandbox", tenant));
   if (id == 0) return absl::InvalidArgumentError("connection_id is required");
   TCPLAB_ASSIGN_OR_RETURN(ref.info, ref.entry->sandbox->Get(id));
   if (stack != v1::STACK_UNSPECIFIED) {
@@ -90,14 +91,18 @@ class PcapWriter : public grpc::ServerWriteReactor<v1::PcapChunk> {
 
 grpc::ServerUnaryReactor* SandboxServiceImpl::CreateSandbox(grpc::CallbackServerContext* ctx,
                                                             const v1::CreateSandboxRequest* req, v1::Sandbox* resp) {
-  absl::StatusOr<std::shared_ptr<SandboxEntry>> e = registry_.Create(*req);
+  absl::StatusOr<std::string> tenant = auth_.TenantOf(*ctx);
+  if (!tenant.ok()) return FinishUnary(ctx, tenant.status());
+  absl::StatusOr<std::shared_ptr<SandboxEntry>> e = registry_.Create(*req, *tenant);
   if (e.ok()) FillSandbox(**e, resp);
   return FinishUnary(ctx, e.status());
 }
 
 grpc::ServerUnaryReactor* SandboxServiceImpl::GetSandbox(grpc::CallbackServerContext* ctx,
                                                          const v1::GetSandboxRequest* req, v1::Sandbox* resp) {
-  absl::StatusOr<std::shared_ptr<SandboxEntry>> e = registry_.Get(req->name());
+  absl::StatusOr<std::string> tenant = auth_.TenantOf(*ctx);
+  if (!tenant.ok()) return FinishUnary(ctx, tenant.status());
+  absl::StatusOr<std::shared_ptr<SandboxEntry>> e = registry_.Get(req->name(), "name", *tenant);
   if (e.ok()) FillSandbox(**e, resp);
   return FinishUnary(ctx, e.status());
 }
@@ -105,21 +110,27 @@ grpc::ServerUnaryReactor* SandboxServiceImpl::GetSandbox(grpc::CallbackServerCon
 grpc::ServerUnaryReactor* SandboxServiceImpl::ListSandboxes(grpc::CallbackServerContext* ctx,
                                                             const v1::ListSandboxesRequest*,
                                                             v1::ListSandboxesResponse* resp) {
-  for (const std::shared_ptr<SandboxEntry>& e : registry_.List()) FillSandbox(*e, resp->add_sandboxes());
+  absl::StatusOr<std::string> tenant = auth_.TenantOf(*ctx);
+  if (!tenant.ok()) return FinishUnary(ctx, tenant.status());
+  for (const std::shared_ptr<SandboxEntry>& e : registry_.List(*tenant)) FillSandbox(*e, resp->add_sandboxes());
   return FinishUnary(ctx, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* SandboxServiceImpl::DeleteSandbox(grpc::CallbackServerContext* ctx,
                                                             const v1::DeleteSandboxRequest* req,
                                                             v1::DeleteSandboxResponse*) {
-  return FinishUnary(ctx, registry_.Delete(req->name()));
+  absl::StatusOr<std::string> tenant = auth_.TenantOf(*ctx);
+  if (!tenant.ok()) return FinishUnary(ctx, tenant.status());
+  return FinishUnary(ctx, registry_.Delete(req->name(), *tenant));
 }
 
 grpc::ServerUnaryReactor* SandboxServiceImpl::SetImpairment(grpc::CallbackServerContext* ctx,
                                                             const v1::SetImpairmentRequest* req,
                                                             v1::SetImpairmentResponse*) {
+  absl::StatusOr<std::string> tenant = auth_.TenantOf(*ctx);
+  if (!tenant.ok()) return FinishUnary(ctx, tenant.status());
   absl::Status s = [&]() -> absl::Status {
-    TCPLAB_ASSIGN_OR_RETURN(std::shared_ptr<SandboxEntry> e, registry_.Get(req->sandbox(), "sandbox"));
+    TCPLAB_ASSIGN_OR_RETURN(std::shared_ptr<SandboxEntry> e, registry_.Get(req->sandbox(), "sandbox", *tenant));
     TCPLAB_ASSIGN_OR_RETURN(link::Impairment imp, FromProto(req->impairment()));
     using D = v1::SetImpairmentRequest;
     switch (req->direction()) {
@@ -140,8 +151,10 @@ grpc::ServerUnaryReactor* SandboxServiceImpl::SetImpairment(grpc::CallbackServer
   return FinishUnary(ctx, s);
 }
 
-grpc::ServerWriteReactor<grpc::ByteBuffer>* SandboxServiceImpl::WatchEvents(grpc::CallbackServerContext*,
+grpc::ServerWriteReactor<grpc::ByteBuffer>* SandboxServiceImpl::WatchEvents(grpc::CallbackServerContext* ctx,
                                                                              const grpc::ByteBuffer* raw) {
+  absl::StatusOr<std::string> tenant = auth_.TenantOf(*ctx);
+  if (!tenant.ok()) return new FailedWriter<grpc::ByteBuffer>(tenant.status());
   v1::WatchEventsRequest req;
   absl::Status s = [&]() -> absl::Status {
     std::vector<grpc::Slice> slices;
@@ -153,7 +166,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* SandboxServiceImpl::WatchEvents(grpc
     return absl::OkStatus();
   }();
   absl::StatusOr<std::shared_ptr<SandboxEntry>> e =
-      s.ok() ? registry_.Get(req.sandbox(), "sandbox") : absl::StatusOr<std::shared_ptr<SandboxEntry>>(s);
+      s.ok() ? registry_.Get(req.sandbox(), "sandbox", *tenant) : absl::StatusOr<std::shared_ptr<SandboxEntry>>(s);
   s = e.status();
   for (int k : req.kinds()) {
     if (s.ok() && (k <= v1::EVENT_KIND_UNSPECIFIED || k > v1::EVENT_KIND_APP)) {
@@ -168,10 +181,12 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* SandboxServiceImpl::WatchEvents(grpc
   return EventHub::Watch((*e)->hub, req);
 }
 
-grpc::ServerWriteReactor<v1::PcapChunk>* SandboxServiceImpl::ExportPcap(grpc::CallbackServerContext*,
+grpc::ServerWriteReactor<v1::PcapChunk>* SandboxServiceImpl::ExportPcap(grpc::CallbackServerContext* ctx,
                                                                          const v1::ExportPcapRequest* req) {
+  absl::StatusOr<std::string> tenant = auth_.TenantOf(*ctx);
+  if (!tenant.ok()) return new FailedWriter<v1::PcapChunk>(tenant.status());
   absl::StatusOr<std::string> pcap = [&]() -> absl::StatusOr<std::string> {
-    TCPLAB_ASSIGN_OR_RETURN(std::shared_ptr<SandboxEntry> e, registry_.Get(req->sandbox(), "sandbox"));
+    TCPLAB_ASSIGN_OR_RETURN(std::shared_ptr<SandboxEntry> e, registry_.Get(req->sandbox(), "sandbox", *tenant));
     return e->sandbox->Pcap();
   }();
   if (!pcap.ok()) return new FailedWriter<v1::PcapChunk>(pcap.status());
@@ -189,8 +204,10 @@ ConnectionServiceImpl::~ConnectionServiceImpl() {
 
 grpc::ServerUnaryReactor* ConnectionServiceImpl::Listen(grpc::CallbackServerContext* ctx,
                                                         const v1::ListenRequest* req, v1::Connection* resp) {
+  absl::StatusOr<std::string> tenant = auth_.TenantOf(*ctx);
+  if (!tenant.ok()) return FinishUnary(ctx, tenant.status());
   absl::Status s = [&]() -> absl::Status {
-    TCPLAB_ASSIGN_OR_RETURN(std::shared_ptr<SandboxEntry> e, registry_.Get(req->sandbox(), "sandbox"));
+    TCPLAB_ASSIGN_OR_RETURN(std::shared_ptr<SandboxEntry> e, registry_.Get(req->sandbox(), "sandbox", *tenant));
     TCPLAB_ASSIGN_OR_RETURN(sandbox::StackKind stack, FromProto(req->stack(), "stack"));
     TCPLAB_ASSIGN_OR_RETURN(wire::Endpoint local, FromProto(req->local(), "local", false, PortRule::kRequired));
     if (req->backlog() > 4096) {
@@ -206,8 +223,10 @@ grpc::ServerUnaryReactor* ConnectionServiceImpl::Listen(grpc::CallbackServerCont
 
 grpc::ServerUnaryReactor* ConnectionServiceImpl::Connect(grpc::CallbackServerContext* ctx,
                                                          const v1::ConnectRequest* req, v1::Connection* resp) {
+  absl::StatusOr<std::string> tenant = auth_.TenantOf(*ctx);
+  if (!tenant.ok()) return FinishUnary(ctx, tenant.status());
   absl::Status s = [&]() -> absl::Status {
-    TCPLAB_ASSIGN_OR_RETURN(std::shared_ptr<SandboxEntry> e, registry_.Get(req->sandbox(), "sandbox"));
+    TCPLAB_ASSIGN_OR_RETURN(std::shared_ptr<SandboxEntry> e, registry_.Get(req->sandbox(), "sandbox", *tenant));
     TCPLAB_ASSIGN_OR_RETURN(sandbox::StackKind stack, FromProto(req->stack(), "stack"));
     if (!req->has_remote()) return absl::InvalidArgumentError("remote is required");
     TCPLAB_ASSIGN_OR_RETURN(wire::Endpoint remote, FromProto(req->remote(), "remote", true, PortRule::kRequired));
@@ -222,8 +241,11 @@ grpc::ServerUnaryReactor* ConnectionServiceImpl::Connect(grpc::CallbackServerCon
 
 grpc::ServerUnaryReactor* ConnectionServiceImpl::Send(grpc::CallbackServerContext* ctx, const v1::SendRequest* req,
                                                       v1::SendResponse* resp) {
+  absl::StatusOr<std::string> tenant = auth_.TenantOf(*ctx);
+  if (!tenant.ok()) return FinishUnary(ctx, tenant.status());
   absl::Status s = [&]() -> absl::Status {
-    TCPLAB_ASSIGN_OR_RETURN(ConnRef ref, Resolve(registry_, req->sandbox(), req->connection_id(), req->stack()));
+    TCPLAB_ASSIGN_OR_RETURN(ConnRef ref,
+                            Resolve(registry_, *tenant, req->sandbox(), req->connection_id(), req->stack()));
     if (req->data().empty()) return absl::InvalidArgumentError("data is empty; send at least one octet");
     if (req->data().size() > kMaxSendBytes) {
       return absl::InvalidArgumentError(
@@ -242,10 +264,12 @@ grpc::ServerUnaryReactor* ConnectionServiceImpl::Send(grpc::CallbackServerContex
 
 grpc::ServerUnaryReactor* ConnectionServiceImpl::Receive(grpc::CallbackServerContext* ctx,
                                                          const v1::ReceiveRequest* req, v1::ReceiveResponse* resp) {
+  absl::StatusOr<std::string> tenant = auth_.TenantOf(*ctx);
+  if (!tenant.ok()) return FinishUnary(ctx, tenant.status());
   size_t max = req->max_bytes() ? req->max_bytes() : kDefaultReceiveBytes;
   absl::Duration wait;
   absl::StatusOr<ConnRef> ref = [&]() -> absl::StatusOr<ConnRef> {
-    TCPLAB_ASSIGN_OR_RETURN(ConnRef r, Resolve(registry_, req->sandbox(), req->connection_id(), req->stack()));
+    TCPLAB_ASSIGN_OR_RETURN(ConnRef r, Resolve(registry_, *tenant, req->sandbox(), req->connection_id(), req->stack()));
     if (max > kMaxReceiveBytes) {
       return absl::InvalidArgumentError(absl::StrCat("max_bytes must be 0..", kMaxReceiveBytes, ", got ", max));
     }
@@ -323,8 +347,11 @@ grpc::ServerUnaryReactor* ConnectionServiceImpl::Receive(grpc::CallbackServerCon
 grpc::ServerUnaryReactor* ConnectionServiceImpl::Finalize(grpc::CallbackServerContext* ctx,
                                                           const v1::ConnectionRequest* req, v1::Connection* resp,
                                                           Call call) {
+  absl::StatusOr<std::string> tenant = auth_.TenantOf(*ctx);
+  if (!tenant.ok()) return FinishUnary(ctx, tenant.status());
   absl::Status s = [&]() -> absl::Status {
-    TCPLAB_ASSIGN_OR_RETURN(ConnRef ref, Resolve(registry_, req->sandbox(), req->connection_id(), req->stack()));
+    TCPLAB_ASSIGN_OR_RETURN(ConnRef ref,
+                            Resolve(registry_, *tenant, req->sandbox(), req->connection_id(), req->stack()));
     sandbox::Sandbox& sb = *ref.entry->sandbox;
     switch (call) {
       case Call::kShutdown:
@@ -368,7 +395,9 @@ grpc::ServerUnaryReactor* ConnectionServiceImpl::Abort(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* ConnectionServiceImpl::GetConnection(grpc::CallbackServerContext* ctx,
                                                                const v1::ConnectionRequest* req,
                                                                v1::Connection* resp) {
-  absl::StatusOr<ConnRef> ref = Resolve(registry_, req->sandbox(), req->connection_id(), req->stack());
+  absl::StatusOr<std::string> tenant = auth_.TenantOf(*ctx);
+  if (!tenant.ok()) return FinishUnary(ctx, tenant.status());
+  absl::StatusOr<ConnRef> ref = Resolve(registry_, *tenant, req->sandbox(), req->connection_id(), req->stack());
   if (ref.ok()) *resp = ToProto(ref->info, ref->entry->name);
   return FinishUnary(ctx, ref.status());
 }
@@ -376,7 +405,9 @@ grpc::ServerUnaryReactor* ConnectionServiceImpl::GetConnection(grpc::CallbackSer
 grpc::ServerUnaryReactor* ConnectionServiceImpl::ListConnections(grpc::CallbackServerContext* ctx,
                                                                  const v1::ListConnectionsRequest* req,
                                                                  v1::ListConnectionsResponse* resp) {
-  absl::StatusOr<std::shared_ptr<SandboxEntry>> e = registry_.Get(req->sandbox(), "sandbox");
+  absl::StatusOr<std::string> tenant = auth_.TenantOf(*ctx);
+  if (!tenant.ok()) return FinishUnary(ctx, tenant.status());
+  absl::StatusOr<std::shared_ptr<SandboxEntry>> e = registry_.Get(req->sandbox(), "sandbox", *tenant);
   if (e.ok()) {
     for (const sandbox::ConnInfo& info : (*e)->sandbox->List()) {
       *resp->add_connections() = ToProto(info, (*e)->name);

@@ -1,10 +1,13 @@
 // The gRPC services: thin translations between proto/tcplab/v1 and the sandboxes. Every
 // request is validated here, field by field; the engine's errors pass through unchanged.
+// Every handler first asks the Authenticator for the caller's tenant (server/auth.h) and looks
+// sandboxes up in that tenant only.
 #pragma once
 
 #include <atomic>
 
 #include "absl/synchronization/mutex.h"
+#include "server/auth.h"
 #include "server/registry.h"
 #include "tcplab/v1/connection.grpc.pb.h"
 #include "tcplab/v1/sandbox.grpc.pb.h"
@@ -30,7 +33,7 @@ using SandboxServiceBase = v1::SandboxService::WithCallbackMethod_CreateSandbox<
 
 class SandboxServiceImpl final : public SandboxServiceBase {
  public:
-  explicit SandboxServiceImpl(Registry& registry) : registry_(registry) {}
+  SandboxServiceImpl(Registry& registry, const Authenticator& auth) : registry_(registry), auth_(auth) {}
 
   grpc::ServerUnaryReactor* CreateSandbox(grpc::CallbackServerContext* ctx, const v1::CreateSandboxRequest* req,
                                           v1::Sandbox* resp) override;
@@ -49,11 +52,12 @@ class SandboxServiceImpl final : public SandboxServiceBase {
 
  private:
   Registry& registry_;
+  const Authenticator& auth_;
 };
 
 class ConnectionServiceImpl final : public v1::ConnectionService::CallbackService {
  public:
-  explicit ConnectionServiceImpl(Registry& registry) : registry_(registry) {}
+  ConnectionServiceImpl(Registry& registry, const Authenticator& auth) : registry_(registry), auth_(auth) {}
   ~ConnectionServiceImpl() override;  // waits for Receives still waiting for data
 
   grpc::ServerUnaryReactor* Listen(grpc::CallbackServerContext* ctx, const v1::ListenRequest* req,
@@ -82,6 +86,7 @@ class ConnectionServiceImpl final : public v1::ConnectionService::CallbackServic
                                      v1::Connection* resp, Call call);
 
   Registry& registry_;
+  const Authenticator& auth_;
   absl::Mutex mu_;
   int waiting_receives_ ABSL_GUARDED_BY(mu_) = 0;
 };

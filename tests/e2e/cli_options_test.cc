@@ -35,7 +35,8 @@ TEST_F(CliOptionsTest, ServerFromEnvironmentAndUnixSocket) {
 }
 
 TEST_F(CliOptionsTest, TokenIsAcceptedFromFlagAndEnvironment) {
-  // The server does not check tokens yet; the CLI must still send them without failing.
+  // This server runs without --auth_tokens and ignores tokens; the CLI must still send them
+  // without failing (cli_auth_test.cc checks them against a server that requires them).
   EXPECT_EQ(Cli({"--token", "s3cret", "sandbox", "ls"}).exit_code, 0);
   Result r = RunProcess({TCPLAB_CLI_BIN, "--server", daemon_.address(), "sandbox", "ls"}, absl::Seconds(60),
                         {"TCPLAB_TOKEN=s3cret"});

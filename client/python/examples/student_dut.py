@@ -451,8 +451,10 @@ class Dut:
     """Attaches to tcplabd as ``name`` and serves ``stack`` until stopped (KeyboardInterrupt)
     or the lab ends the stream."""
 
-    def __init__(self, server: str, name: str, description: str, out=None) -> None:
+    def __init__(self, server: str, name: str, description: str, out=None, token: Optional[str] = None) -> None:
         self.server, self.name, self.description = server, name, description
+        # tcplabd --auth_tokens: the stream carries "authorization: Bearer TOKEN".
+        self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self.out = out or sys.stdout
         self.inbox: "queue.Queue" = queue.Queue()  # the lab's messages, and _End
         self.outbox: "queue.Queue" = queue.Queue()  # our messages; None ends our side
@@ -569,7 +571,7 @@ class Dut:
         call = None
         try:
             self._put(dut_pb2.DutMessage(hello=dut_pb2.DutHello(name=self.name, description=self.description)))
-            call = dut_pb2_grpc.DutServiceStub(channel).AttachDut(self._requests())
+            call = dut_pb2_grpc.DutServiceStub(channel).AttachDut(self._requests(), metadata=self.metadata)
             threading.Thread(target=self._read, args=(call,), name="lab-reader", daemon=True).start()
             try:
                 while True:
@@ -615,12 +617,13 @@ def main(argv: list[str]) -> int:
     p.add_argument("--server", default=os.environ.get("TCPLAB_SERVER", "127.0.0.1:50051"), help="tcplabd's address")
     p.add_argument("--name", default="student", help="the DUT's name, unique on the server ([A-Za-z0-9._-], 1-64)")
     p.add_argument("--description", default="student_dut.py skeleton", help="free text, shown by `tcplab dut ls`")
+    p.add_argument("--token", default=os.environ.get("TCPLAB_TOKEN"), help="bearer token (default $TCPLAB_TOKEN)")
     args = p.parse_args(argv)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     # Ctrl-C raises KeyboardInterrupt even when started in the background by a shell that
     # ignores SIGINT for background jobs.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    return Dut(args.server, args.name, args.description).run()
+    return Dut(args.server, args.name, args.description, token=args.token).run()
 
 
 if __name__ == "__main__":

@@ -734,6 +734,104 @@ class GradingTest(ServerTestCase):
         self.assertEqual(cm.exception.code, grpc.StatusCode.NOT_FOUND)
 
 
+class AuthTest(unittest.TestCase):
+    """Client(token=...) against a tcplabd with --auth_tokens: the token goes with every call,
+    unary and streaming; none is UNAUTHENTICATED; tenants do not see each other's sandboxes."""
+
+    ALICE = "alice-py-token-0123456789"
+    BOB = "bob-py-token-0123456789"
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.tokens_dir = tempfile.mkdtemp(prefix="tcplab-pyauth-")
+        cls.addClassCleanup(shutil.rmtree, cls.tokens_dir, True)
+        tokens = os.path.join(cls.tokens_dir, "tokens")
+        with open(tokens, "w") as f:
+            f.write(f"# test tenants\n{cls.ALICE} alice\n{cls.BOB} bob\n")
+        cls.server = Tcplabd(backend="virtual", extra=["--auth_tokens", tokens])
+        cls.addClassCleanup(cls.server.stop)
+        cls.alice = Client(cls.server.address, token=cls.ALICE, timeout=20)
+        cls.bob = Client(cls.server.address, token=cls.BOB, timeout=20)
+        cls.anon = Client(cls.server.address, timeout=20)
+        for c in (cls.alice, cls.bob, cls.anon):
+            cls.addClassCleanup(c.close_channel)
+        cls.alice.wait_ready(10)
+
+    def test_the_token_goes_with_unary_and_streaming_calls(self) -> None:
+        sb = self.alice.create_sandbox(name="pyauth", backend="virtual").name
+        self.addCleanup(self.alice.delete_sandbox, sb)
+        self.assertIn(sb, [s.name for s in self.alice.list_sandboxes()])
+        lst = self.alice.listen(sb, "engine", 80)
+        self.assertEqual(lst.sandbox, sb)
+        self.assertTrue(self.alice.events(sb))  # WatchEvents: a server stream
+        self.assertTrue(self.alice.pcap(sb).startswith(struct.pack("<I", 0xA1B23C4D)))  # ExportPcap
+        run = self.alice.grade([str(LIFECYCLE[0])], "engine", student="py-auth")  # RunSuite
+        results = list(run)
+        self.assertTrue(run.passed, [format_failure(r, "engine") for r in results if not r.passed])
+        self.assertIn(run.summary.id, [r.id for r in self.alice.list_runs()])
+        self.assertEqual(self.alice.get_run(run.summary.id).student, "py-auth")
+        self.assertNotIn(run.summary.id, [r.id for r in self.bob.list_runs()])
+
+    def test_no_token_or_a_wrong_one_is_unauthenticated(self) -> None:
+        for fn in (self.anon.list_sandboxes, lambda: self.anon.events("pyauth"), self.anon.list_runs):
+            with self.assertRaises(TcplabError) as cm:
+                fn()
+            self.assertEqual(cm.exception.code, grpc.StatusCode.UNAUTHENTICATED, str(cm.exception))
+            self.assertEqual(
+                cm.exception.message,
+                "missing authorization metadata (Bearer token); pass --token or set TCPLAB_TOKEN",
+            )
+        with Client(self.server.address, token="not-a-token-0123456789", timeout=20) as wrong:
+            with self.assertRaises(TcplabError) as cm:
+                wrong.list_sandboxes()
+            self.assertEqual((cm.exception.code, cm.exception.message), (grpc.StatusCode.UNAUTHENTICATED, "unknown token"))
+
+    def test_another_tenants_sandbox_is_not_found(self) -> None:
+        sb = self.alice.create_sandbox(name="alices", backend="virtual").name
+        self.addCleanup(self.alice.delete_sandbox, sb)
+        self.assertNotIn(sb, [s.name for s in self.bob.list_sandboxes()])
+        for fn in (self.bob.get_sandbox, self.bob.delete_sandbox, self.bob.events, self.bob.conns):
+            with self.assertRaises(TcplabError) as cm:
+                fn(sb)
+            self.assertEqual(cm.exception.code, grpc.StatusCode.NOT_FOUND, str(cm.exception))
+            self.assertEqual(cm.exception.message, f"sandbox {sb} not found")
+        self.assertEqual(self.alice.get_sandbox(sb).name, sb)
+
+    def test_student_dut_attaches_with_the_token(self) -> None:
+        d = tempfile.mkdtemp(prefix="tcplab-pyauth-dut-")
+        self.addCleanup(shutil.rmtree, d, True)
+
+        def start(token: str | None, name: str) -> tuple[subprocess.Popen, str]:
+            err = os.path.join(d, f"{name}.err")
+            env = {k: v for k, v in os.environ.items() if k != "TCPLAB_TOKEN"}
+            if token:
+                env["TCPLAB_TOKEN"] = token
+            with open(err, "wb") as e:
+                p = subprocess.Popen(
+                    [PYTHON, str(STUDENT_DUT), "--server", self.server.address, "--name", name],
+                    stdout=subprocess.DEVNULL, stderr=e, stdin=subprocess.DEVNULL, env=env, preexec_fn=_pdeathsig,
+                )
+            with _started_lock:
+                _started[p.pid] = p
+            self.addCleanup(StudentDutTest._stop_skeleton, p)
+            return p, err
+
+        # No token: the stream is refused and the skeleton says why.
+        p, err = start(None, "py-anon")
+        self.assertNotEqual(p.wait(timeout=20), 0)
+        with open(err) as f:
+            self.assertIn("UNAUTHENTICATED", f.read())
+        # $TCPLAB_TOKEN: attached as alice's, invisible to bob.
+        p, err = start(self.ALICE, "py-alice")
+        deadline = time.monotonic() + 15
+        while "py-alice" not in [x.name for x in self.alice.list_duts()]:
+            if p.poll() is not None or time.monotonic() > deadline:
+                with open(err) as f:
+                    self.fail(f"not attached (exit {p.poll()}):\n{f.read()}")
+            time.sleep(0.05)
+        self.assertNotIn("py-alice", [x.name for x in self.bob.list_duts()])
+
+
 # ---------------------------------------------------------------------------------------------
 # The student DUT skeleton (examples/student_dut.py): its header code alone, then the
 # skeleton attached to a live tcplabd and graded through the Python client.
