@@ -98,7 +98,10 @@ int main(int argc, char** argv) {
 
   if (privileged) {
     // Namespaces a killed tcplabd (or test) left behind; those of live processes stay.
-    if (auto removed = tcplab::sandbox::RemoveLeftovers(); removed.ok() && !removed->empty()) {
+    if (auto removed = tcplab::sandbox::RemoveLeftovers(); !removed.ok()) {
+      std::fprintf(stderr, "tcplabd: cannot remove leftover namespaces: %s\n",
+                   std::string(removed.status().message()).c_str());
+    } else if (!removed->empty()) {
       std::fprintf(stderr, "tcplabd: removed %zu leftover namespace(s): %s\n", removed->size(),
                    absl::StrJoin(*removed, " ").c_str());
     }
