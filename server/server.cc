@@ -1,5 +1,7 @@
 #include "server/server.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -29,6 +32,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerConfig cfg) {
       return absl::FailedPreconditionError(
           absl::StrCat("data_dir ", s->cfg_.data_dir, ": cannot create: ", ec.message()));
     }
+  }
+  if (!s->cfg_.data_dir.empty()) {
+    if (absl::Status locked = LockDataDir(s->cfg_.data_dir, &s->data_dir_lock_); !locked.ok()) return locked;
   }
   if (s->cfg_.max_grading_runs < 1) {
     return absl::InvalidArgumentError(
@@ -101,6 +107,37 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerConfig cfg) {
 }
 
 Server::~Server() { Shutdown(); }
+
+Server::DataDirLock::~DataDirLock() {
+  if (fd >= 0) ::close(fd);
+}
+
+absl::Status Server::LockDataDir(const std::string& dir, DataDirLock* lock) {
+  const std::string path = dir + "/tcplabd.lock";
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return absl::FailedPreconditionError(absl::StrCat("data_dir ", dir, ": cannot open ", path, ": ", strerror(errno)));
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    char buf[32] = {};
+    const ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+    ::close(fd);
+    if (err != EWOULDBLOCK) {
+      return absl::FailedPreconditionError(absl::StrCat("data_dir ", dir, ": cannot lock ", path, ": ", strerror(err)));
+    }
+    const std::string holder = n > 0 ? std::string(absl::StripAsciiWhitespace(absl::string_view(buf, n))) : "";
+    return absl::FailedPreconditionError(absl::StrCat(
+        "data_dir ", dir, " is in use by another tcplabd", holder.empty() ? "" : absl::StrCat(" (pid ", holder, ")"),
+        "; give each server its own --data_dir"));
+  }
+  const std::string pid = absl::StrCat(getpid(), "\n");
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+    // The pid is only for the message above; the lock is what counts.
+  }
+  lock->fd = fd;
+  return absl::OkStatus();
+}
 
 void Server::Shutdown(absl::Duration grace) {
   if (shut_down_) return;

@@ -54,6 +54,19 @@ class Server {
 
  private:
   Server() = default;
+  // flock(2) on <data_dir>/tcplabd.lock, held for the server's life (first member: released
+  // last). Two servers on one data directory would each take the other's running grading
+  // runs for a dead server's and store them INTERRUPTED. The kernel drops the lock when the
+  // process dies, kill -9 included.
+  struct DataDirLock {
+    int fd = -1;
+    DataDirLock() = default;
+    DataDirLock(const DataDirLock&) = delete;
+    DataDirLock& operator=(const DataDirLock&) = delete;
+    ~DataDirLock();
+  };
+  static absl::Status LockDataDir(const std::string& dir, DataDirLock* lock);
+  DataDirLock data_dir_lock_;
   ServerConfig cfg_;
   std::unique_ptr<Authenticator> auth_;  // outlives grpc_ (the interceptor and handlers use it)
   std::unique_ptr<Registry> registry_;

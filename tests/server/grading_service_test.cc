@@ -308,6 +308,42 @@ TEST(ResultsStore, ARunLeftRunningIsInterruptedOnReopenAndKeepsItsResults) {
   std::filesystem::remove_all(dir);
 }
 
+// A second server on a data directory in use is refused before it touches the database: it
+// would otherwise store the first one's running runs as INTERRUPTED.
+TEST(DataDir, ASecondServerOnTheSameDataDirIsRefusedAndTheRunningRunStays) {
+  const std::string dir = ::testing::TempDir() + "/datadir-lock-" + std::to_string(getpid());
+  std::filesystem::remove_all(dir);
+  ServerConfig cfg;
+  cfg.listen = {"127.0.0.1:0"};
+  cfg.defaults.backend = sandbox::Backend::kVirtual;
+  cfg.data_dir = dir;
+  absl::StatusOr<std::unique_ptr<Server>> first = Server::Start(cfg);
+  ASSERT_TRUE(first.ok()) << first.status();
+  v1::GradingRun run;
+  run.set_student("dave");
+  run.set_target(v1::GRADING_TARGET_ENGINE);
+  run.set_total(2);
+  absl::StatusOr<int64_t> id = (*first)->results().BeginRun(run);
+  ASSERT_TRUE(id.ok()) << id.status();
+
+  absl::StatusOr<std::unique_ptr<Server>> second = Server::Start(cfg);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(second.status().message(), absl::StrCat("data_dir ", dir, " is in use by another tcplabd (pid ", getpid(),
+                                                    "); give each server its own --data_dir"));
+  absl::StatusOr<v1::GradingRun> still = (*first)->results().GetRun(*id, false);
+  ASSERT_TRUE(still.ok()) << still.status();
+  EXPECT_EQ(still->state(), v1::RUN_STATE_RUNNING);
+
+  // Once the first is gone the directory is free again, and its unfinished run is found.
+  first->reset();
+  absl::StatusOr<std::unique_ptr<Server>> third = Server::Start(cfg);
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_EQ((*third)->results().interrupted_at_open(), 1);
+  third->reset();
+  std::filesystem::remove_all(dir);
+}
+
 TEST(ResultsStore, UnwritablePathIsAClearError) {
   auto store = ResultsStore::Open("/proc/no/such/dir/results.db");
   ASSERT_FALSE(store.ok());
