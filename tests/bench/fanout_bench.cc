@@ -16,7 +16,7 @@
 // measured, and the row would measure the clients. --in_process puts them in this process
 // (at the server's priority), the harshest setting.
 //
-//   fanout_bench [--seconds=3] [--subscribers=1,10,100] [--backend=tun|virtual] [--rounds=3]
+//   fanout_bench [--seconds=2] [--subscribers=1,10,100] [--backend=tun|virtual] [--rounds=5]
 //                [--in_process]
 #include <fcntl.h>
 #include <sched.h>
@@ -342,11 +342,11 @@ Row RunRow(Server& srv, int subs, double seconds, bool tun, bool in_process) {
 }  // namespace tcplab::bench
 
 int main(int argc, char** argv) {
-  double seconds = 3;
+  double seconds = 2;
   std::vector<int> rows = {1, 10, 100};
   bool tun = geteuid() == 0;
   bool in_process = false;
-  int rounds = 3;
+  int rounds = 5;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a.rfind("--watch_child=", 0) == 0) return tcplab::bench::WatchChild(a.substr(14));
@@ -372,7 +372,7 @@ int main(int argc, char** argv) {
       tun = a == "--backend=tun";
       continue;
     }
-    std::fprintf(stderr, "usage: fanout_bench [--seconds=3] [--subscribers=0,1,10,100] [--backend=tun|virtual] [--rounds=3] [--in_process]\n");
+    std::fprintf(stderr, "usage: fanout_bench [--seconds=2] [--subscribers=1,10,100] [--backend=tun|virtual] [--rounds=5] [--in_process]\n");
     return 2;
   }
   // As tcplabd does: the server's threads below the sandboxes' reactors.
@@ -408,10 +408,10 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     }
   }
-  std::printf("transfer ratio, median of %d rounds (each against the row before it):", rounds);
+  std::printf("transfer ratio, median [min-max] of %d rounds (each against the row before it):", rounds);
   for (auto& [n, v] : ratios) {
     std::sort(v.begin(), v.end());
-    std::printf("  %d: %.2f", n, v[v.size() / 2]);
+    std::printf("  %d: %.2f [%.2f-%.2f]", n, v[v.size() / 2], v.front(), v.back());
   }
   std::printf("\n");
   (*srv)->Shutdown();
