@@ -231,6 +231,60 @@ TEST_F(ConnectionServiceTest, GetConnectionReturnsTheTcb) {
   EXPECT_EQ(s.engine().iss(), t.irs());
 }
 
+// After 2·MSL the client's TIME-WAIT is over and the engine has let go of the TCB (the user
+// closed it): GetConnection still answers, CLOSED, with the TCB as it ended.
+TEST_F(ConnectionServiceTest, GetConnectionAfterTimeWaitSaysClosed) {
+  v1::SandboxOptions o;
+  *o.mutable_msl() = Millis(50);
+  ASSERT_THAT(Create("tw", nullptr, o), IsOk());
+  auto [client, server] = EnginePair("tw", 80);
+  ASSERT_NE(server, 0u);
+  ASSERT_THAT(Send("tw", client, "hello"), IsOk());
+  EXPECT_EQ(ReceiveAll("tw", server, 5), "hello");
+  ASSERT_THAT(ConnCall(&v1::ConnectionService::Stub::Close, "tw", client), IsOk());
+  ASSERT_TRUE(WaitUntil([&] { return StateOf("tw", server) == v1::TCP_STATE_CLOSE_WAIT; }));
+  ASSERT_THAT(ConnCall(&v1::ConnectionService::Stub::Close, "tw", server), IsOk());
+  ASSERT_TRUE(WaitUntil([&] {
+    for (const v1::Event& e : Events("tw", 0, client)) {
+      if (e.has_state() && e.state().from() == v1::TCP_STATE_TIME_WAIT && e.state().to() == v1::TCP_STATE_CLOSED) {
+        return true;
+      }
+    }
+    return false;
+  }));
+
+  v1::Connection c;
+  ASSERT_THAT(Get("tw", client, &c), IsOk());
+  EXPECT_EQ(c.state(), v1::TCP_STATE_CLOSED);
+  EXPECT_EQ(c.remote().port(), 80u);
+  ASSERT_TRUE(c.has_engine());
+  EXPECT_EQ(c.engine().counters().bytes_out(), 5u);
+  EXPECT_EQ(c.engine().snd_una(), c.engine().iss() + 7);  // SYN, 5 octets and FIN, all acknowledged
+  EXPECT_NE(c.engine().irs(), 0u);
+  bool listed = false;
+  for (const v1::Connection& x : List("tw")) {
+    if (x.id() == client) listed = x.state() == v1::TCP_STATE_CLOSED;
+  }
+  EXPECT_TRUE(listed);
+
+  // Data calls fail as on a closed socket, with the errno; Close does nothing, again.
+  grpc::ClientContext ctx;
+  v1::SendRequest req;
+  req.set_sandbox("tw");
+  req.set_connection_id(client);
+  req.set_data("x");
+  v1::SendResponse resp;
+  EXPECT_THAT(conns_->Send(&ctx, req, &resp), HasStatus(grpc::FAILED_PRECONDITION, "ENOTCONN"));
+  auto md = ctx.GetServerTrailingMetadata();
+  auto it = md.find("tcplab-errno");
+  ASSERT_NE(it, md.end());
+  EXPECT_EQ(std::string(it->second.data(), it->second.size()), "ENOTCONN");
+  v1::Connection after;
+  ASSERT_THAT(ConnCall(&v1::ConnectionService::Stub::Close, "tw", client, &after), IsOk());
+  EXPECT_EQ(after.state(), v1::TCP_STATE_CLOSED);
+  EXPECT_EQ(after.engine().counters().bytes_out(), 5u);
+}
+
 // A Receive waiting for data ends with NOT_FOUND when its sandbox is deleted, rather than
 // keeping the deleted sandbox alive until its wait runs out.
 TEST_F(ConnectionServiceTest, WaitingReceiveEndsWhenTheSandboxIsDeleted) {
