@@ -1,6 +1,8 @@
 #include "server/services.h"
 
 #include <thread>
+#include <type_traits>
+#include <variant>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -82,6 +84,38 @@ class PcapWriter : public grpc::ServerWriteReactor<v1::PcapChunk> {
   size_t offset_ = 0;
   v1::PcapChunk chunk_;
 };
+
+
+// Whether a Receive waiting on connection `id` (local, remote) should try again for `e`: an
+// event about the connection, or a segment of its 4-tuple either way (for a kernel connection,
+// the engine's segments to and from it are the only events that say data may have come).
+bool Concerns(const sandbox::Event& e, tcp::ConnId id, wire::Endpoint local, wire::Endpoint remote) {
+  return std::visit(
+      [&](const auto& body) {
+        using T = std::decay_t<decltype(body)>;
+        if (body.conn == id) return true;
+        if constexpr (std::is_same_v<T, tcp::SegmentEvent>) {
+          return (body.seg.src == local && body.seg.dst == remote) || (body.seg.src == remote && body.seg.dst == local);
+        }
+        return false;
+      },
+      e.body);
+}
+
+// Waits until the log holds an event from `from` on that Concerns the connection, or until
+// `until`, or until the log closes.
+void WaitForActivity(const sandbox::EventLog& log, uint64_t from, absl::Time until, tcp::ConnId id,
+                     wire::Endpoint local, wire::Endpoint remote) {
+  constexpr size_t kBatch = 64;
+  while (true) {
+    sandbox::EventLog::ReadResult r = log.WaitAndRead(from, kBatch, until);
+    if (r.events.empty() || r.missed > 0) return;  // timed out or closed; or fell behind: look
+    for (const sandbox::Event& e : r.events) {
+      if (Concerns(e, id, local, remote)) return;
+    }
+    from = r.next;
+  }
+}
 
 }  // namespace
 
@@ -273,7 +307,8 @@ grpc::ServerUnaryReactor* ConnectionServiceImpl::Receive(grpc::CallbackServerCon
   absl::Status s;
   if (attempt(*ref->entry, ref->info.id, &s) || wait <= absl::ZeroDuration()) return FinishUnary(ctx, s);
 
-  // Nothing yet: wait off the gRPC threads, polling the connection with a growing interval.
+  // Nothing yet: wait off the gRPC threads for the sandbox to log something about the
+  // connection (WaitForActivity), then try again.
   {
     absl::MutexLock l(&mu_);
     if (waiting_receives_ >= kMaxWaitingReceives) {
@@ -284,23 +319,26 @@ grpc::ServerUnaryReactor* ConnectionServiceImpl::Receive(grpc::CallbackServerCon
   }
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   auto wait_for_data = [this, ctx, reactor, attempt, entry = ref->entry, id = ref->info.id,
+                        local = ref->info.local, remote = ref->info.remote,
                         deadline = absl::Now() + wait]() mutable {
     absl::Status st;
-    absl::Duration nap = absl::Milliseconds(1);
+    const sandbox::EventLog& log = entry->hub->log();
     while (true) {
       // Checked before each attempt: data read for a client that has gone would be lost.
       if (ctx->IsCancelled()) {
         st = absl::CancelledError("receive cancelled");
         break;
       }
-      if (entry->hub->log().closed()) {
+      if (log.closed()) {
         st = absl::NotFoundError(absl::StrCat("sandbox ", entry->name, " was deleted"));
         break;
       }
+      // Events logged from here on may follow what this attempt sees; earlier ones it sees.
+      uint64_t from = log.last_seq() + 1;
       if (attempt(*entry, id, &st)) break;
-      if (absl::Now() >= deadline) break;  // no data within `wait`: an empty answer
-      absl::SleepFor(std::min(nap, deadline - absl::Now()));
-      nap = std::min(nap * 2, absl::Milliseconds(20));
+      absl::Time now = absl::Now();
+      if (now >= deadline) break;  // no data within `wait`: an empty answer
+      WaitForActivity(log, from, std::min(deadline, now + kReceiveRecheck), id, local, remote);
     }
     entry.reset();  // a deleted sandbox goes now, not when this thread's lambda dies
     if (std::string e = ErrnoOf(st); !e.empty()) ctx->AddTrailingMetadata(kErrnoMetadataKey, e);

@@ -19,6 +19,11 @@ inline constexpr size_t kDefaultReceiveBytes = 64u << 10;
 inline constexpr int kMaxMessageBytes = 8 << 20;
 inline constexpr absl::Duration kMaxReceiveWait = absl::Seconds(60);
 inline constexpr int kMaxWaitingReceives = 256;
+// A waiting Receive tries again when the sandbox logs an event about its connection, and at
+// least this often: a kernel socket may get its data just after the segment's event is logged
+// (the event is logged when the engine sends; the kernel queues the data once the TUN write
+// reaches it), and then no further event need come.
+inline constexpr absl::Duration kReceiveRecheck = absl::Milliseconds(20);
 
 // The callback service with WatchEvents raw: its responses are assembled from event bytes
 // serialized once per sandbox (event_stream.h), not re-serialized per subscriber.
