@@ -31,6 +31,9 @@ ABSL_FLAG(uint32_t, event_capacity, 1 << 16, "default number of events each sand
 ABSL_FLAG(uint32_t, max_sandboxes, 64, "most sandboxes the server holds at once");
 ABSL_FLAG(std::string, data_dir, "", "where tcplabd keeps its data (default /var/lib/tcplab as root, else ~/.tcplab)");
 ABSL_FLAG(int, max_grading_runs, 2, "grading runs (GradingService.RunSuite) at a time; more are refused");
+ABSL_FLAG(int, max_pcap_exports, tcplab::server::kDefaultMaxPcapExports,
+          "ExportPcap streams at a time, server-wide (each holds a copy of its sandbox's capture until "
+          "written); more are refused with RESOURCE_EXHAUSTED");
 ABSL_FLAG(std::string, ready_file, "",
           "once serving, write the bound addresses (one per line) to this file; for scripts that start "
           "tcplabd with port 0");
@@ -85,6 +88,8 @@ int main(int argc, char** argv) {
   cfg.defaults.max_sandboxes = absl::GetFlag(FLAGS_max_sandboxes);
   cfg.max_grading_runs = absl::GetFlag(FLAGS_max_grading_runs);
   if (cfg.max_grading_runs < 1) return Fail("--max_grading_runs must be at least 1");
+  cfg.max_pcap_exports = absl::GetFlag(FLAGS_max_pcap_exports);
+  if (cfg.max_pcap_exports < 1) return Fail("--max_pcap_exports must be at least 1");
   cfg.data_dir = absl::GetFlag(FLAGS_data_dir);
   if (cfg.data_dir.empty()) {
     const char* home = std::getenv("HOME");

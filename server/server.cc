@@ -34,6 +34,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerConfig cfg) {
     return absl::InvalidArgumentError(
         absl::StrCat("max_grading_runs: must be at least 1, got ", s->cfg_.max_grading_runs));
   }
+  if (s->cfg_.max_pcap_exports < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_pcap_exports: must be at least 1, got ", s->cfg_.max_pcap_exports));
+  }
   absl::StatusOr<std::unique_ptr<ResultsStore>> results =
       ResultsStore::Open(s->cfg_.data_dir.empty() ? ":memory:" : s->cfg_.data_dir + "/results.db");
   if (!results.ok()) return results.status();
@@ -42,7 +46,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerConfig cfg) {
   s->dut_service_ = std::make_unique<DutServiceImpl>(*s->duts_);
   s->grading_service_ = std::make_unique<GradingServiceImpl>(*s->results_, *s->duts_, s->cfg_.max_grading_runs);
   s->registry_ = std::make_unique<Registry>(s->cfg_.defaults);
-  s->sandbox_service_ = std::make_unique<SandboxServiceImpl>(*s->registry_);
+  s->sandbox_service_ = std::make_unique<SandboxServiceImpl>(*s->registry_, s->cfg_.max_pcap_exports);
   s->connection_service_ = std::make_unique<ConnectionServiceImpl>(*s->registry_);
 
   grpc::EnableDefaultHealthCheckService(true);

@@ -31,6 +31,7 @@ struct ServerConfig {
   // in-memory database, gone when the server stops (tests).
   std::string data_dir;
   int max_grading_runs = 2;  // grading runs at a time (each may hold a namespace for a minute)
+  int max_pcap_exports = kDefaultMaxPcapExports;  // ExportPcap streams at a time (each holds a capture copy)
 };
 
 class Server {

@@ -55,10 +55,14 @@ absl::StatusOr<ConnRef> Resolve(Registry& registry, const std::string& sb, uint6
   return ref;
 }
 
-// ExportPcap: the capture as it is when the call starts, in chunks.
+// ExportPcap: the capture as it is when the call starts, in chunks. Holds one of the
+// server's export slots until gRPC is done with the call (written, failed or cancelled).
 class PcapWriter : public grpc::ServerWriteReactor<v1::PcapChunk> {
  public:
-  explicit PcapWriter(std::string pcap) : pcap_(std::move(pcap)) { Next(); }
+  PcapWriter(std::string pcap, std::shared_ptr<SandboxServiceImpl::PcapExports> slot)
+      : pcap_(std::move(pcap)), slot_(std::move(slot)) {
+    Next();
+  }
   void OnWriteDone(bool ok) override {
     if (!ok) {
       Finish(grpc::Status(grpc::StatusCode::CANCELLED, "pcap export cancelled"));
@@ -66,7 +70,10 @@ class PcapWriter : public grpc::ServerWriteReactor<v1::PcapChunk> {
     }
     Next();
   }
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    slot_->Release();
+    delete this;
+  }
 
  private:
   static constexpr size_t kChunk = 256 << 10;
@@ -81,10 +88,10 @@ class PcapWriter : public grpc::ServerWriteReactor<v1::PcapChunk> {
     StartWrite(&chunk_);
   }
   std::string pcap_;
+  std::shared_ptr<SandboxServiceImpl::PcapExports> slot_;
   size_t offset_ = 0;
   v1::PcapChunk chunk_;
 };
-
 
 // Whether a Receive waiting on connection `id` (local, remote) should try again for `e`: an
 // event about the connection, or a segment of its 4-tuple either way (for a kernel connection,
@@ -204,12 +211,20 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* SandboxServiceImpl::WatchEvents(grpc
 
 grpc::ServerWriteReactor<v1::PcapChunk>* SandboxServiceImpl::ExportPcap(grpc::CallbackServerContext*,
                                                                          const v1::ExportPcapRequest* req) {
-  absl::StatusOr<std::string> pcap = [&]() -> absl::StatusOr<std::string> {
-    TCPLAB_ASSIGN_OR_RETURN(std::shared_ptr<SandboxEntry> e, registry_.Get(req->sandbox(), "sandbox"));
-    return e->sandbox->Pcap();
-  }();
-  if (!pcap.ok()) return new FailedWriter<v1::PcapChunk>(pcap.status());
-  return new PcapWriter(*std::move(pcap));
+  absl::StatusOr<std::shared_ptr<SandboxEntry>> e = registry_.Get(req->sandbox(), "sandbox");
+  if (!e.ok()) return new FailedWriter<v1::PcapChunk>(e.status());
+  // A slot before the copy: the copy is what the bound is for.
+  if (!pcap_exports_->TryAcquire()) {
+    return new FailedWriter<v1::PcapChunk>(absl::ResourceExhaustedError(
+        absl::StrCat(pcap_exports_->in_flight(), " pcap exports are in flight, the most this server runs at once (",
+                     pcap_exports_->max(), "); retry when one has finished")));
+  }
+  absl::StatusOr<std::string> pcap = (*e)->sandbox->Pcap();
+  if (!pcap.ok()) {
+    pcap_exports_->Release();
+    return new FailedWriter<v1::PcapChunk>(pcap.status());
+  }
+  return new PcapWriter(*std::move(pcap), pcap_exports_);
 }
 
 // ---------------------------------------------------------------------------------------------

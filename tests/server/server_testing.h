@@ -51,11 +51,15 @@ class ServerTest : public ::testing::Test {
     return d;
   }
 
+  // Override to change the rest of the server's configuration.
+  virtual void Configure(ServerConfig&) {}
+
   void SetUp() override {
     unix_path_ = absl::StrCat("/tmp/tcplab-test-", getpid(), "-", counter_++, ".sock");
     ServerConfig cfg;
     cfg.listen = {"127.0.0.1:0", "unix:" + unix_path_};
     cfg.defaults = Defaults();
+    Configure(cfg);
     absl::StatusOr<std::unique_ptr<Server>> s = Server::Start(cfg);
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = std::move(*s);
