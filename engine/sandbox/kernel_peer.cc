@@ -316,6 +316,7 @@ absl::StatusOr<KernelInfo> KernelPeer::Info(tcp::ConnId id) const {
   info.local = c.local;
   info.remote = c.remote;
   info.has_fd = c.fd >= 0;
+  info.listener = c.listener;
   info.pending_send = c.pending.size();
   if (c.fd >= 0 && !c.listener) ReadTcpInfo(c.fd, &info);
   return info;

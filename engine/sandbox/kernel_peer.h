@@ -28,6 +28,7 @@ struct KernelInfo {
   tcp::TcpState state = tcp::TcpState::kClosed;
   wire::Endpoint local, remote;
   bool has_fd = false;
+  bool listener = false;
   uint32_t rto_us = 0, rtt_us = 0, rttvar_us = 0, snd_mss = 0, rcv_mss = 0;
   uint32_t snd_cwnd = 0, snd_ssthresh = 0, unacked = 0, retransmits = 0, total_retrans = 0;
   uint8_t snd_wscale = 0, rcv_wscale = 0;

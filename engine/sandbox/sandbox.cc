@@ -483,7 +483,7 @@ absl::StatusOr<ConnInfo> Sandbox::LiveInfo(StackKind kind, tcp::ConnId id) {
     info.state = k->state;
     info.local = k->local;
     info.remote = k->remote;
-    info.listener = k->state == tcp::TcpState::kListen;
+    info.listener = k->listener;  // also once CLOSED
     info.kernel = *k;
   } else {
     absl::StatusOr<tcp::TcbSnapshot> s = engine_->Snapshot(id);

@@ -466,7 +466,8 @@ class ClosedKernelTest : public SandboxTest {
 // The kernel accepts, receives data, then closes second (CLOSE-WAIT, LAST-ACK, CLOSED: no
 // TIME-WAIT on its side, which Linux holds for 60 s).
 TEST_F(ClosedKernelTest, KernelConnectionKeepsItsLastTcpInfo) {
-  ASSERT_TRUE(sb_->Listen(StackKind::kKernel, {kKernel, 8000}).ok());
+  auto l = sb_->Listen(StackKind::kKernel, {kKernel, 8000});
+  ASSERT_TRUE(l.ok()) << l.status();
   auto e = sb_->Connect(StackKind::kEngine, {kEngine, 0}, {kKernel, 8000});
   ASSERT_TRUE(e.ok());
   ASSERT_TRUE(WaitUntil([&] { return Accepted(StackKind::kKernel, 8000).has_value(); }));
@@ -494,6 +495,16 @@ TEST_F(ClosedKernelTest, KernelConnectionKeepsItsLastTcpInfo) {
   auto sent = sb_->Send(k, Bytes("x"));
   EXPECT_EQ(sent.status().code(), absl::StatusCode::kFailedPrecondition) << sent.status();
   EXPECT_TRUE(sb_->Close(k).ok());
+
+  // The listener, closed, is remembered the same way, and the kernel peer holds nothing.
+  ASSERT_TRUE(sb_->Close(*l).ok());
+  auto li = sb_->Get(*l);
+  ASSERT_TRUE(li.ok()) << li.status();
+  EXPECT_EQ(li->state, TcpState::kClosed);
+  EXPECT_TRUE(li->listener);
+  EXPECT_EQ(li->local, (wire::Endpoint{kKernel, 8000}));
+  EXPECT_TRUE(Listed(*sb_, *l, TcpState::kClosed));
+  EXPECT_EQ(sb_->kernel_peer_size(), 0u);
 }
 
 // Kernel connections reset by the engine (abort), then closed by the user, ten more than the
