@@ -35,6 +35,9 @@ ABSL_FLAG(std::string, auth_tokens, "",
           "a file of \"TOKEN TENANT\" lines: every call (but health) then needs \"authorization: Bearer "
           "TOKEN\" (tcplab --token), and sandboxes, grading runs and DUTs belong to the token's tenant. "
           "Default: no authentication");
+ABSL_FLAG(int, max_pcap_exports, tcplab::server::kDefaultMaxPcapExports,
+          "ExportPcap streams at a time, server-wide (each holds a copy of its sandbox's capture until "
+          "written); more are refused with RESOURCE_EXHAUSTED");
 ABSL_FLAG(std::string, ready_file, "",
           "once serving, write the bound addresses (one per line) to this file; for scripts that start "
           "tcplabd with port 0");
@@ -90,6 +93,8 @@ int main(int argc, char** argv) {
   cfg.max_grading_runs = absl::GetFlag(FLAGS_max_grading_runs);
   if (cfg.max_grading_runs < 1) return Fail("--max_grading_runs must be at least 1");
   cfg.auth_tokens = absl::GetFlag(FLAGS_auth_tokens);
+  cfg.max_pcap_exports = absl::GetFlag(FLAGS_max_pcap_exports);
+  if (cfg.max_pcap_exports < 1) return Fail("--max_pcap_exports must be at least 1");
   cfg.data_dir = absl::GetFlag(FLAGS_data_dir);
   if (cfg.data_dir.empty()) {
     const char* home = std::getenv("HOME");

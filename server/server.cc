@@ -47,6 +47,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerConfig cfg) {
     if (!auth.ok()) return auth.status();
     s->auth_ = std::move(*auth);
   }
+  if (s->cfg_.max_pcap_exports < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_pcap_exports: must be at least 1, got ", s->cfg_.max_pcap_exports));
+  }
   absl::StatusOr<std::unique_ptr<ResultsStore>> results =
       ResultsStore::Open(s->cfg_.data_dir.empty() ? ":memory:" : s->cfg_.data_dir + "/results.db");
   if (!results.ok()) return results.status();
@@ -56,7 +60,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerConfig cfg) {
   s->grading_service_ = std::make_unique<GradingServiceImpl>(*s->results_, *s->duts_, s->cfg_.max_grading_runs,
                                                              *s->auth_);
   s->registry_ = std::make_unique<Registry>(s->cfg_.defaults);
-  s->sandbox_service_ = std::make_unique<SandboxServiceImpl>(*s->registry_, *s->auth_);
+  s->sandbox_service_ = std::make_unique<SandboxServiceImpl>(*s->registry_, *s->auth_, s->cfg_.max_pcap_exports);
   s->connection_service_ = std::make_unique<ConnectionServiceImpl>(*s->registry_, *s->auth_);
 
   grpc::EnableDefaultHealthCheckService(true);

@@ -35,6 +35,7 @@ struct ServerConfig {
   // A token file (server/auth.h): every call but health needs "authorization: Bearer TOKEN",
   // and sandboxes, runs and DUTs are per tenant. Empty: no authentication, one anonymous tenant.
   std::string auth_tokens;
+  int max_pcap_exports = kDefaultMaxPcapExports;  // ExportPcap streams at a time (each holds a capture copy)
 };
 
 class Server {

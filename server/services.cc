@@ -1,6 +1,8 @@
 #include "server/services.h"
 
 #include <thread>
+#include <type_traits>
+#include <variant>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -54,10 +56,14 @@ absl::StatusOr<ConnRef> Resolve(Registry& registry, const std::string& tenant, c
   return ref;
 }
 
-// ExportPcap: the capture as it is when the call starts, in chunks.
+// ExportPcap: the capture as it is when the call starts, in chunks. Holds one of the
+// server's export slots until gRPC is done with the call (written, failed or cancelled).
 class PcapWriter : public grpc::ServerWriteReactor<v1::PcapChunk> {
  public:
-  explicit PcapWriter(std::string pcap) : pcap_(std::move(pcap)) { Next(); }
+  PcapWriter(std::string pcap, std::shared_ptr<SandboxServiceImpl::PcapExports> slot)
+      : pcap_(std::move(pcap)), slot_(std::move(slot)) {
+    Next();
+  }
   void OnWriteDone(bool ok) override {
     if (!ok) {
       Finish(grpc::Status(grpc::StatusCode::CANCELLED, "pcap export cancelled"));
@@ -65,7 +71,10 @@ class PcapWriter : public grpc::ServerWriteReactor<v1::PcapChunk> {
     }
     Next();
   }
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    slot_->Release();
+    delete this;
+  }
 
  private:
   static constexpr size_t kChunk = 256 << 10;
@@ -80,9 +89,41 @@ class PcapWriter : public grpc::ServerWriteReactor<v1::PcapChunk> {
     StartWrite(&chunk_);
   }
   std::string pcap_;
+  std::shared_ptr<SandboxServiceImpl::PcapExports> slot_;
   size_t offset_ = 0;
   v1::PcapChunk chunk_;
 };
+
+// Whether a Receive waiting on connection `id` (local, remote) should try again for `e`: an
+// event about the connection, or a segment of its 4-tuple either way (for a kernel connection,
+// the engine's segments to and from it are the only events that say data may have come).
+bool Concerns(const sandbox::Event& e, tcp::ConnId id, wire::Endpoint local, wire::Endpoint remote) {
+  return std::visit(
+      [&](const auto& body) {
+        using T = std::decay_t<decltype(body)>;
+        if (body.conn == id) return true;
+        if constexpr (std::is_same_v<T, tcp::SegmentEvent>) {
+          return (body.seg.src == local && body.seg.dst == remote) || (body.seg.src == remote && body.seg.dst == local);
+        }
+        return false;
+      },
+      e.body);
+}
+
+// Waits until the log holds an event from `from` on that Concerns the connection, or until
+// `until`, or until the log closes.
+void WaitForActivity(const sandbox::EventLog& log, uint64_t from, absl::Time until, tcp::ConnId id,
+                     wire::Endpoint local, wire::Endpoint remote) {
+  constexpr size_t kBatch = 64;
+  while (true) {
+    sandbox::EventLog::ReadResult r = log.WaitAndRead(from, kBatch, until);
+    if (r.events.empty() || r.missed > 0) return;  // timed out or closed; or fell behind: look
+    for (const sandbox::Event& e : r.events) {
+      if (Concerns(e, id, local, remote)) return;
+    }
+    from = r.next;
+  }
+}
 
 }  // namespace
 
@@ -185,12 +226,20 @@ grpc::ServerWriteReactor<v1::PcapChunk>* SandboxServiceImpl::ExportPcap(grpc::Ca
                                                                          const v1::ExportPcapRequest* req) {
   absl::StatusOr<std::string> tenant = auth_.TenantOf(*ctx);
   if (!tenant.ok()) return new FailedWriter<v1::PcapChunk>(tenant.status());
-  absl::StatusOr<std::string> pcap = [&]() -> absl::StatusOr<std::string> {
-    TCPLAB_ASSIGN_OR_RETURN(std::shared_ptr<SandboxEntry> e, registry_.Get(req->sandbox(), "sandbox", *tenant));
-    return e->sandbox->Pcap();
-  }();
-  if (!pcap.ok()) return new FailedWriter<v1::PcapChunk>(pcap.status());
-  return new PcapWriter(*std::move(pcap));
+  absl::StatusOr<std::shared_ptr<SandboxEntry>> e = registry_.Get(req->sandbox(), "sandbox", *tenant);
+  if (!e.ok()) return new FailedWriter<v1::PcapChunk>(e.status());
+  // A slot before the copy: the copy is what the bound is for.
+  if (!pcap_exports_->TryAcquire()) {
+    return new FailedWriter<v1::PcapChunk>(absl::ResourceExhaustedError(
+        absl::StrCat(pcap_exports_->in_flight(), " pcap exports are in flight, the most this server runs at once (",
+                     pcap_exports_->max(), "); retry when one has finished")));
+  }
+  absl::StatusOr<std::string> pcap = (*e)->sandbox->Pcap();
+  if (!pcap.ok()) {
+    pcap_exports_->Release();
+    return new FailedWriter<v1::PcapChunk>(pcap.status());
+  }
+  return new PcapWriter(*std::move(pcap), pcap_exports_);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -297,7 +346,8 @@ grpc::ServerUnaryReactor* ConnectionServiceImpl::Receive(grpc::CallbackServerCon
   absl::Status s;
   if (attempt(*ref->entry, ref->info.id, &s) || wait <= absl::ZeroDuration()) return FinishUnary(ctx, s);
 
-  // Nothing yet: wait off the gRPC threads, polling the connection with a growing interval.
+  // Nothing yet: wait off the gRPC threads for the sandbox to log something about the
+  // connection (WaitForActivity), then try again.
   {
     absl::MutexLock l(&mu_);
     if (waiting_receives_ >= kMaxWaitingReceives) {
@@ -308,23 +358,26 @@ grpc::ServerUnaryReactor* ConnectionServiceImpl::Receive(grpc::CallbackServerCon
   }
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   auto wait_for_data = [this, ctx, reactor, attempt, entry = ref->entry, id = ref->info.id,
+                        local = ref->info.local, remote = ref->info.remote,
                         deadline = absl::Now() + wait]() mutable {
     absl::Status st;
-    absl::Duration nap = absl::Milliseconds(1);
+    const sandbox::EventLog& log = entry->hub->log();
     while (true) {
       // Checked before each attempt: data read for a client that has gone would be lost.
       if (ctx->IsCancelled()) {
         st = absl::CancelledError("receive cancelled");
         break;
       }
-      if (entry->hub->log().closed()) {
+      if (log.closed()) {
         st = absl::NotFoundError(absl::StrCat("sandbox ", entry->name, " was deleted"));
         break;
       }
+      // Events logged from here on may follow what this attempt sees; earlier ones it sees.
+      uint64_t from = log.last_seq() + 1;
       if (attempt(*entry, id, &st)) break;
-      if (absl::Now() >= deadline) break;  // no data within `wait`: an empty answer
-      absl::SleepFor(std::min(nap, deadline - absl::Now()));
-      nap = std::min(nap * 2, absl::Milliseconds(20));
+      absl::Time now = absl::Now();
+      if (now >= deadline) break;  // no data within `wait`: an empty answer
+      WaitForActivity(log, from, std::min(deadline, now + kReceiveRecheck), id, local, remote);
     }
     entry.reset();  // a deleted sandbox goes now, not when this thread's lambda dies
     if (std::string e = ErrnoOf(st); !e.empty()) ctx->AddTrailingMetadata(kErrnoMetadataKey, e);

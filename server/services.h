@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <memory>
 
 #include "absl/synchronization/mutex.h"
 #include "server/auth.h"
@@ -22,6 +23,14 @@ inline constexpr size_t kDefaultReceiveBytes = 64u << 10;
 inline constexpr int kMaxMessageBytes = 8 << 20;
 inline constexpr absl::Duration kMaxReceiveWait = absl::Seconds(60);
 inline constexpr int kMaxWaitingReceives = 256;
+// A waiting Receive tries again when the sandbox logs an event about its connection, and at
+// least this often: a kernel socket may get its data just after the segment's event is logged
+// (the event is logged when the engine sends; the kernel queues the data once the TUN write
+// reaches it), and then no further event need come.
+inline constexpr absl::Duration kReceiveRecheck = absl::Milliseconds(20);
+// ExportPcap streams in flight server-wide (ServerConfig::max_pcap_exports): each holds a copy
+// of its sandbox's capture, up to the capture bound (64 MiB by default), until it is written.
+inline constexpr int kDefaultMaxPcapExports = 4;
 
 // The callback service with WatchEvents raw: its responses are assembled from event bytes
 // serialized once per sandbox (event_stream.h), not re-serialized per subscriber.
@@ -33,7 +42,8 @@ using SandboxServiceBase = v1::SandboxService::WithCallbackMethod_CreateSandbox<
 
 class SandboxServiceImpl final : public SandboxServiceBase {
  public:
-  SandboxServiceImpl(Registry& registry, const Authenticator& auth) : registry_(registry), auth_(auth) {}
+  SandboxServiceImpl(Registry& registry, const Authenticator& auth, int max_pcap_exports = kDefaultMaxPcapExports)
+      : registry_(registry), auth_(auth), pcap_exports_(std::make_shared<PcapExports>(max_pcap_exports)) {}
 
   grpc::ServerUnaryReactor* CreateSandbox(grpc::CallbackServerContext* ctx, const v1::CreateSandboxRequest* req,
                                           v1::Sandbox* resp) override;
@@ -50,9 +60,31 @@ class SandboxServiceImpl final : public SandboxServiceBase {
   grpc::ServerWriteReactor<v1::PcapChunk>* ExportPcap(grpc::CallbackServerContext* ctx,
                                                        const v1::ExportPcapRequest* req) override;
 
+  // Counts the ExportPcap streams in flight. Shared with them: a stream gives its slot back
+  // in OnDone, which may come after the service is gone.
+  class PcapExports {
+   public:
+    explicit PcapExports(int max) : max_(max) {}
+    bool TryAcquire() {
+      int n = in_flight_.load();
+      do {
+        if (n >= max_) return false;
+      } while (!in_flight_.compare_exchange_weak(n, n + 1));
+      return true;
+    }
+    void Release() { in_flight_.fetch_sub(1); }
+    int in_flight() const { return in_flight_.load(); }
+    int max() const { return max_; }
+
+   private:
+    const int max_;
+    std::atomic<int> in_flight_{0};
+  };
+
  private:
   Registry& registry_;
   const Authenticator& auth_;
+  const std::shared_ptr<PcapExports> pcap_exports_;
 };
 
 class ConnectionServiceImpl final : public v1::ConnectionService::CallbackService {

@@ -75,9 +75,17 @@ KernelPeer::~KernelPeer() {
 
 void KernelPeer::ReleaseFd(Conn& c) {
   if (c.fd < 0) return;
+  if (!c.listener) {
+    KernelInfo last;
+    if (ReadTcpInfo(c.fd, &last)) c.last_info = last;
+  }
   reactor_.Unwatch(c.fd);
   close(c.fd);
   c.fd = -1;
+}
+
+void KernelPeer::Prune() {
+  std::erase_if(conns_, [](const auto& kv) { return kv.second.gone && kv.second.fd < 0; });
 }
 
 std::vector<tcp::ConnId> KernelPeer::Ids() const {
@@ -205,7 +213,8 @@ absl::StatusOr<size_t> KernelPeer::Send(tcp::ConnId id, std::span<const uint8_t>
   absl::StatusOr<Conn*> c = Find(id, true);
   if (!c.ok()) return c.status();
   Conn& k = **c;
-  if (k.fd < 0 || k.shutdown_pending || k.close_pending) {
+  // A socket the kernel no longer has (reset) would take the data into `pending` for ever.
+  if (k.fd < 0 || k.gone || k.shutdown_pending || k.close_pending) {
     return absl::FailedPreconditionError(absl::StrCat(
         "EPIPE: kernel connection ", id, " is ", tcp::ToString(k.state), " and closed for sending"));
   }
@@ -302,35 +311,41 @@ absl::StatusOr<KernelInfo> KernelPeer::Info(tcp::ConnId id) const {
   if (it == conns_.end()) return absl::NotFoundError(absl::StrCat("kernel connection ", id, " not found"));
   const Conn& c = it->second;
   KernelInfo info;
+  if (c.fd < 0 && c.last_info) info = *c.last_info;  // the socket's last TCP_INFO
   info.state = c.state;
   info.local = c.local;
   info.remote = c.remote;
   info.has_fd = c.fd >= 0;
+  info.listener = c.listener;
   info.pending_send = c.pending.size();
-  if (c.fd < 0 || c.listener) return info;
+  if (c.fd >= 0 && !c.listener) ReadTcpInfo(c.fd, &info);
+  return info;
+}
+
+bool KernelPeer::ReadTcpInfo(int fd, KernelInfo* info) {
   tcp_info ti{};
   socklen_t len = sizeof ti;
-  if (getsockopt(c.fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) return info;
-  info.rto_us = ti.tcpi_rto;
-  info.rtt_us = ti.tcpi_rtt;
-  info.rttvar_us = ti.tcpi_rttvar;
-  info.snd_mss = ti.tcpi_snd_mss;
-  info.rcv_mss = ti.tcpi_rcv_mss;
-  info.snd_cwnd = ti.tcpi_snd_cwnd;
-  info.snd_ssthresh = ti.tcpi_snd_ssthresh;
-  info.unacked = ti.tcpi_unacked;
-  info.retransmits = ti.tcpi_retransmits;
-  info.total_retrans = ti.tcpi_total_retrans;
-  info.snd_wscale = ti.tcpi_snd_wscale;
-  info.rcv_wscale = ti.tcpi_rcv_wscale;
-  info.timestamps = ti.tcpi_options & TCPI_OPT_TIMESTAMPS;
-  info.sack = ti.tcpi_options & TCPI_OPT_SACK;
-  info.wscale = ti.tcpi_options & TCPI_OPT_WSCALE;
-  info.bytes_acked = ti.tcpi_bytes_acked;
-  info.bytes_received = ti.tcpi_bytes_received;
-  info.segs_in = ti.tcpi_segs_in;
-  info.segs_out = ti.tcpi_segs_out;
-  return info;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) return false;
+  info->rto_us = ti.tcpi_rto;
+  info->rtt_us = ti.tcpi_rtt;
+  info->rttvar_us = ti.tcpi_rttvar;
+  info->snd_mss = ti.tcpi_snd_mss;
+  info->rcv_mss = ti.tcpi_rcv_mss;
+  info->snd_cwnd = ti.tcpi_snd_cwnd;
+  info->snd_ssthresh = ti.tcpi_snd_ssthresh;
+  info->unacked = ti.tcpi_unacked;
+  info->retransmits = ti.tcpi_retransmits;
+  info->total_retrans = ti.tcpi_total_retrans;
+  info->snd_wscale = ti.tcpi_snd_wscale;
+  info->rcv_wscale = ti.tcpi_rcv_wscale;
+  info->timestamps = ti.tcpi_options & TCPI_OPT_TIMESTAMPS;
+  info->sack = ti.tcpi_options & TCPI_OPT_SACK;
+  info->wscale = ti.tcpi_options & TCPI_OPT_WSCALE;
+  info->bytes_acked = ti.tcpi_bytes_acked;
+  info->bytes_received = ti.tcpi_bytes_received;
+  info->segs_in = ti.tcpi_segs_in;
+  info->segs_out = ti.tcpi_segs_out;
+  return true;
 }
 
 bool KernelPeer::NeedsPolling() const {
@@ -418,6 +433,7 @@ void KernelPeer::Observe() {
       break;
     }
   }
+  Prune();
 }
 
 }  // namespace tcplab::sandbox

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -27,6 +28,7 @@ struct KernelInfo {
   tcp::TcpState state = tcp::TcpState::kClosed;
   wire::Endpoint local, remote;
   bool has_fd = false;
+  bool listener = false;
   uint32_t rto_us = 0, rtt_us = 0, rttvar_us = 0, snd_mss = 0, rcv_mss = 0;
   uint32_t snd_cwnd = 0, snd_ssthresh = 0, unacked = 0, retransmits = 0, total_retrans = 0;
   uint8_t snd_wscale = 0, rcv_wscale = 0;
@@ -39,6 +41,10 @@ struct KernelInfo {
 class KernelPeer {
  public:
   using IdAllocator = std::function<tcp::ConnId()>;
+  // Called with every state change, while the connection is still here: a connection that
+  // changes to CLOSED can be read (Info) in the callback. A CLOSED connection is dropped once
+  // the user no longer holds its socket (closed or aborted it), right after that callback or
+  // when the user lets go, so the map holds only connections alive or in the user's hands.
   using StateCallback = std::function<void(const tcp::StateEvent&)>;
 
   KernelPeer(Reactor& reactor, IdAllocator ids, StateCallback on_state);
@@ -77,16 +83,23 @@ class KernelPeer {
     tcp::TcpState state = tcp::TcpState::kClosed;
     std::string pending;  // user data the kernel has not taken yet
     bool shutdown_pending = false, close_pending = false, eof = false;
-    bool gone = false;  // no longer in the kernel: CLOSED
+    bool gone = false;  // no longer in the kernel: CLOSED (dropped once fd < 0 too)
+    // TCP_INFO as it was when the user let go of the socket: what Info reports from then on
+    // (the kernel keeps the connection, through FIN-WAIT and TIME-WAIT, without an fd).
+    std::optional<KernelInfo> last_info;
   };
 
   absl::StatusOr<Conn*> Find(tcp::ConnId id, bool want_stream);
+  // TCP_INFO of an open stream socket into `info`; false if there is none to read.
+  static bool ReadTcpInfo(int fd, KernelInfo* info);
   void Report(Conn& c, tcp::TcpState to, const char* cause);
   void OnListenerReadable(Conn& l);
   void OnWritable(Conn& c);
   void Flush(Conn& c);
   void ReleaseFd(Conn& c);
   void WatchStream(Conn& c);
+  // Drops the connections that are gone from the kernel and whose socket the user has closed.
+  void Prune();
 
   Reactor& reactor_;
   IdAllocator ids_;

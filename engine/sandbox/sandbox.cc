@@ -36,12 +36,16 @@ bool ChangesState(std::span<const uint8_t> d) {
 
 const char* ToString(Backend b) { return b == Backend::kTun ? "tun" : "virtual"; }
 
-// Turns the engine's events into EventLog entries.
+// Turns the engine's events into EventLog entries, and takes a connection's final info when
+// it changes to CLOSED.
 class Sandbox::Sink : public tcp::EventSink {
  public:
   explicit Sink(Sandbox& sb) : sb_(sb) {}
   void OnSegment(Instant now, const tcp::SegmentEvent& ev) override { Add(now, ev); }
-  void OnState(Instant now, const tcp::StateEvent& ev) override { Add(now, ev); }
+  void OnState(Instant now, const tcp::StateEvent& ev) override {
+    Add(now, ev);
+    if (ev.to == tcp::TcpState::kClosed) sb_.OnEngineClosed(now, ev.conn);
+  }
   void OnTimer(Instant now, const tcp::TimerEvent& ev) override { Add(now, ev); }
 
   template <typename T>
@@ -93,7 +97,10 @@ absl::Status Sandbox::Start() {
     reactor_->Watch(tun_->fd(), EPOLLIN, [this](uint32_t) { OnTunReadable(); });
     kernel_ = std::make_unique<KernelPeer>(
         *reactor_, [this] { return next_id_++; },
-        [this](const tcp::StateEvent& ev) { sink_->Add(reactor_->Now(), ev, StackKind::kKernel); });
+        [this](const tcp::StateEvent& ev) {
+          sink_->Add(reactor_->Now(), ev, StackKind::kKernel);
+          if (ev.to == tcp::TcpState::kClosed) OnKernelClosed(ev.conn);
+        });
     return absl::OkStatus();
   });
 }
@@ -243,7 +250,94 @@ void Sandbox::Rearm() {
 absl::StatusOr<StackKind> Sandbox::KindOf(tcp::ConnId id) const {
   if (kernel_ && kernel_->Owns(id)) return StackKind::kKernel;
   if (engine_->Find(id) || engine_->IsListener(id)) return StackKind::kEngine;
+  return NotFound(id);
+}
+
+absl::Status Sandbox::NotFound(tcp::ConnId id) const {
+  // Ids are handed out in increasing order and every one names a connection or listener that
+  // existed; one below the next id that nobody holds any more has closed and been forgotten.
+  if (id != 0 && id < next_id_.load() && !closed_.contains(id)) {
+    return absl::NotFoundError(absl::StrCat("connection ", name(), "/", id,
+                                            " not found: it closed and was forgotten (a sandbox remembers its ",
+                                            cfg_.closed_kept, " most recently closed connections)"));
+  }
   return absl::NotFoundError(absl::StrCat("connection ", name(), "/", id, " not found"));
+}
+
+absl::Status Sandbox::CallOnGone(tcp::ConnId id, const char* call, bool idempotent) {
+  auto it = closed_.find(id);
+  if (it == closed_.end()) return NotFound(id);
+  // Like a CLOSED connection its stack still holds: close and abort are no-ops, data calls
+  // fail (the engine's Tcb and the kernel peer answer ENOTCONN there too).
+  absl::Status s;
+  if (!idempotent) {
+    s = absl::FailedPreconditionError(absl::StrCat("ENOTCONN: connection ", name(), "/", id, " is CLOSED"));
+    s.SetPayload("tcplab.errno", absl::Cord("ENOTCONN"));
+  }
+  if (call) AppLog(id, call, s, it->second.stack);
+  return s;
+}
+
+void Sandbox::RememberClosed(ConnInfo info) {
+  if (cfg_.closed_kept == 0) return;
+  tcp::ConnId id = info.id;
+  info.state = tcp::TcpState::kClosed;
+  if (info.engine) info.engine->state = tcp::TcpState::kClosed;  // a listener's says LISTEN
+  if (info.kernel) info.kernel->state = tcp::TcpState::kClosed;
+  if (auto [it, fresh] = closed_.insert_or_assign(id, std::move(info)); !fresh) {
+    closed_order_.erase(std::find(closed_order_.begin(), closed_order_.end(), id));
+  }
+  closed_order_.push_back(id);
+  while (closed_order_.size() > cfg_.closed_kept) {
+    closed_.erase(closed_order_.front());
+    closed_order_.pop_front();
+  }
+}
+
+// Called from the engine's event sink inside the state change, before the stack reaps the
+// TCB (Stack::OnState queues it; Reap runs when the stack call settles): the snapshot is the
+// TCB as it ended, counters, ISS and IRS included. Snapshot only reads the engine, which a
+// sink may do. A listener closed by the user is remembered the same way (the stack reports
+// its LISTEN -> CLOSED while it still has it).
+void Sandbox::OnEngineClosed(Instant now, tcp::ConnId id) {
+  if (!engine_) return;  // being destroyed
+  absl::StatusOr<tcp::TcbSnapshot> snap = engine_->Snapshot(id);
+  if (!snap.ok()) return;
+  ConnInfo info;
+  info.id = id;
+  info.stack = StackKind::kEngine;
+  info.local = snap->local;
+  info.remote = snap->remote;
+  info.listener = engine_->IsListener(id);
+  info.now = now;
+  info.engine = *std::move(snap);
+  RememberClosed(std::move(info));
+}
+
+// Called from the kernel peer's state callback while it still has the connection (with its
+// socket, if the user has not closed it: then TCP_INFO is the kernel's last word on it).
+void Sandbox::OnKernelClosed(tcp::ConnId id) {
+  if (!kernel_) return;  // being destroyed
+  if (absl::StatusOr<ConnInfo> info = LiveInfo(StackKind::kKernel, id); info.ok()) RememberClosed(*std::move(info));
+}
+
+std::optional<ConnInfo> Sandbox::InfoIfClosed(StackKind kind, tcp::ConnId id) {
+  absl::StatusOr<ConnInfo> info = LiveInfo(kind, id);
+  if (!info.ok() || info->state != tcp::TcpState::kClosed) return std::nullopt;
+  return *std::move(info);
+}
+
+void Sandbox::RememberIfGone(std::optional<ConnInfo> closed_before) {
+  if (!closed_before || KindOf(closed_before->id).ok()) return;
+  RememberClosed(*std::move(closed_before));
+}
+
+size_t Sandbox::closed_count() {
+  return reactor_->Call([&] { return closed_.size(); });
+}
+
+size_t Sandbox::kernel_peer_size() {
+  return reactor_->Call([&] { return kernel_ ? kernel_->Ids().size() : size_t{0}; });
 }
 
 void Sandbox::AppLog(tcp::ConnId id, std::string call, const absl::Status& result, StackKind kind) {
@@ -301,7 +395,7 @@ absl::StatusOr<tcp::ConnId> Sandbox::Connect(StackKind stack, wire::Endpoint loc
 absl::StatusOr<size_t> Sandbox::Send(tcp::ConnId id, std::span<const uint8_t> data) {
   return reactor_->Call([&]() -> absl::StatusOr<size_t> {
     absl::StatusOr<StackKind> kind = KindOf(id);
-    if (!kind.ok()) return kind.status();
+    if (!kind.ok()) return CallOnGone(id, "send", false);
     absl::StatusOr<size_t> n = *kind == StackKind::kKernel ? kernel_->Send(id, data)
                                                              : engine_->Send(id, data, reactor_->Now());
     AppLog(id, absl::StrCat("send ", data.size(), " octets", n.ok() ? absl::StrCat(" (", *n, " taken)") : ""),
@@ -314,7 +408,7 @@ absl::StatusOr<size_t> Sandbox::Send(tcp::ConnId id, std::span<const uint8_t> da
 absl::StatusOr<Sandbox::Received> Sandbox::Recv(tcp::ConnId id, size_t max) {
   return reactor_->Call([&]() -> absl::StatusOr<Received> {
     absl::StatusOr<StackKind> kind = KindOf(id);
-    if (!kind.ok()) return kind.status();
+    if (!kind.ok()) return CallOnGone(id, nullptr, false);  // receives are not logged
     Received r;
     if (*kind == StackKind::kEngine) {
       // No more than what is there: callers poll with large maxima while they wait.
@@ -342,7 +436,7 @@ absl::StatusOr<Sandbox::Received> Sandbox::Recv(tcp::ConnId id, size_t max) {
 absl::Status Sandbox::Shutdown(tcp::ConnId id) {
   return reactor_->Call([&]() -> absl::Status {
     absl::StatusOr<StackKind> kind = KindOf(id);
-    if (!kind.ok()) return kind.status();
+    if (!kind.ok()) return CallOnGone(id, "shutdown", false);
     absl::Status s = *kind == StackKind::kKernel ? kernel_->Shutdown(id) : engine_->Shutdown(id, reactor_->Now());
     AppLog(id, "shutdown", s, *kind);
     Pump();
@@ -353,8 +447,10 @@ absl::Status Sandbox::Shutdown(tcp::ConnId id) {
 absl::Status Sandbox::Close(tcp::ConnId id) {
   return reactor_->Call([&]() -> absl::Status {
     absl::StatusOr<StackKind> kind = KindOf(id);
-    if (!kind.ok()) return kind.status();
+    if (!kind.ok()) return CallOnGone(id, "close", true);
+    std::optional<ConnInfo> closed_before = InfoIfClosed(*kind, id);
     absl::Status s = *kind == StackKind::kKernel ? kernel_->Close(id) : engine_->Close(id, reactor_->Now());
+    RememberIfGone(std::move(closed_before));
     std::erase(engine_listeners_, id);
     AppLog(id, "close", s, *kind);
     Pump();
@@ -365,40 +461,49 @@ absl::Status Sandbox::Close(tcp::ConnId id) {
 absl::Status Sandbox::Abort(tcp::ConnId id) {
   return reactor_->Call([&]() -> absl::Status {
     absl::StatusOr<StackKind> kind = KindOf(id);
-    if (!kind.ok()) return kind.status();
+    if (!kind.ok()) return CallOnGone(id, "abort", true);
+    std::optional<ConnInfo> closed_before = InfoIfClosed(*kind, id);
     absl::Status s = *kind == StackKind::kKernel ? kernel_->Abort(id) : engine_->Abort(id, reactor_->Now());
+    RememberIfGone(std::move(closed_before));
+    std::erase(engine_listeners_, id);
     AppLog(id, "abort", s, *kind);
     Pump();
     return s;
   });
 }
 
+absl::StatusOr<ConnInfo> Sandbox::LiveInfo(StackKind kind, tcp::ConnId id) {
+  ConnInfo info;
+  info.id = id;
+  info.stack = kind;
+  info.now = reactor_->Now();
+  if (kind == StackKind::kKernel) {
+    absl::StatusOr<KernelInfo> k = kernel_->Info(id);
+    if (!k.ok()) return k.status();
+    info.state = k->state;
+    info.local = k->local;
+    info.remote = k->remote;
+    info.listener = k->listener;  // also once CLOSED
+    info.kernel = *k;
+  } else {
+    absl::StatusOr<tcp::TcbSnapshot> s = engine_->Snapshot(id);
+    if (!s.ok()) return s.status();
+    info.state = s->state;
+    info.local = s->local;
+    info.remote = s->remote;
+    info.listener = engine_->IsListener(id);
+    info.engine = *s;
+  }
+  return info;
+}
+
 absl::StatusOr<ConnInfo> Sandbox::Get(tcp::ConnId id) {
   return reactor_->Call([&]() -> absl::StatusOr<ConnInfo> {
-    absl::StatusOr<StackKind> kind = KindOf(id);
-    if (!kind.ok()) return kind.status();
-    ConnInfo info;
-    info.id = id;
-    info.stack = *kind;
-    info.now = reactor_->Now();
-    if (*kind == StackKind::kKernel) {
-      absl::StatusOr<KernelInfo> k = kernel_->Info(id);
-      if (!k.ok()) return k.status();
-      info.state = k->state;
-      info.local = k->local;
-      info.remote = k->remote;
-      info.listener = k->state == tcp::TcpState::kListen;
-      info.kernel = *k;
-    } else {
-      absl::StatusOr<tcp::TcbSnapshot> s = engine_->Snapshot(id);
-      if (!s.ok()) return s.status();
-      info.state = s->state;
-      info.local = s->local;
-      info.remote = s->remote;
-      info.listener = engine_->IsListener(id);
-      info.engine = *s;
-    }
-    return info;
+    // A connection its stack still holds is read live (in CLOSED too: then it is the same as
+    // its final info, nothing changes a CLOSED connection); else its final info if remembered.
+    if (absl::StatusOr<StackKind> kind = KindOf(id); kind.ok()) return LiveInfo(*kind, id);
+    if (auto it = closed_.find(id); it != closed_.end()) return it->second;
+    return NotFound(id);
   });
 }
 
@@ -409,7 +514,10 @@ std::vector<tcp::ConnId> Sandbox::Ids() {
       auto k = kernel_->Ids();
       out.insert(out.end(), k.begin(), k.end());
     }
+    // A closed connection may be both remembered and still held (until the user closes it).
+    out.insert(out.end(), closed_order_.begin(), closed_order_.end());
     std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
     return out;
   });
 }

@@ -9,12 +9,14 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -49,6 +51,10 @@ struct SandboxConfig {
   // Bound of the packet capture (Sandbox::Pcap), in octets of pcap file; 0 turns capture off.
   // Capture stops when the bound is reached (PcapTap says why not a ring).
   size_t pcap_max_bytes = PcapTap::kDefaultMaxBytes;
+  // How many closed connections the sandbox remembers (see Sandbox::Get): the most recently
+  // closed ones; older ones are forgotten, so that a long-lived sandbox does not grow.
+  static constexpr size_t kDefaultClosedKept = 256;
+  size_t closed_kept = kDefaultClosedKept;
 };
 
 struct ConnInfo {
@@ -100,9 +106,22 @@ class Sandbox {
   absl::Status Shutdown(tcp::ConnId id);
   absl::Status Close(tcp::ConnId id);
   absl::Status Abort(tcp::ConnId id);
+  // One rule for both stacks: a connection (or listener) that reached CLOSED stays visible
+  // with its final info (state CLOSED, its 4-tuple, and the TCB snapshot or TCP_INFO taken at
+  // the change to CLOSED), after its stack has let go of it. The sandbox remembers the
+  // SandboxConfig::closed_kept most recently closed connections; an older one is NOT_FOUND,
+  // "closed and forgotten". On a closed connection its stack no longer holds, Send, Recv and
+  // Shutdown fail with FAILED_PRECONDITION (ENOTCONN); Close and Abort do nothing and succeed,
+  // as they do on a CLOSED connection the stack still holds.
   absl::StatusOr<ConnInfo> Get(tcp::ConnId id);
   std::vector<ConnInfo> List();
-  std::vector<tcp::ConnId> Ids();  // of both stacks, in one call to the reactor
+  // Every id Get answers for: of both stacks and the remembered closed ones, in one call to
+  // the reactor.
+  std::vector<tcp::ConnId> Ids();
+  // How many closed connections are remembered now (at most SandboxConfig::closed_kept), and
+  // how many connections the kernel peer holds: both stay bounded however many come and go.
+  size_t closed_count();
+  size_t kernel_peer_size();
   absl::Status SetImpairment(Direction dir, const link::Impairment& imp);
   SandboxCounters counters();
   // The packet capture so far as a pcap file (raw IPv4, nanosecond timestamps in wall time):
@@ -142,7 +161,26 @@ class Sandbox {
   void Pump();
   void Rearm();
   bool IsEngineAddress(wire::Ipv4 ip) const;
+  // The stack that holds `id`, or NOT_FOUND (NotFound()).
   absl::StatusOr<StackKind> KindOf(tcp::ConnId id) const;
+  // NOT_FOUND naming the id; for an id that was handed out, that it closed and was forgotten.
+  absl::Status NotFound(tcp::ConnId id) const;
+  // A user call on an id no stack holds: on a remembered closed connection, FAILED_PRECONDITION
+  // (ENOTCONN), or OK for close and abort (`idempotent`), logged as an AppEvent unless `call`
+  // is null; else NotFound.
+  absl::Status CallOnGone(tcp::ConnId id, const char* call, bool idempotent);
+  // The connection as its stack has it now (`kind` must hold it).
+  absl::StatusOr<ConnInfo> LiveInfo(StackKind kind, tcp::ConnId id);
+  // Remembers `info` (state CLOSED) as the newest closed connection, forgetting the oldest
+  // beyond closed_kept. Replaces an earlier record of the same id.
+  void RememberClosed(ConnInfo info);
+  // From the event sinks, at the change to CLOSED, while the stack still has the connection.
+  void OnEngineClosed(Instant now, tcp::ConnId id);
+  void OnKernelClosed(tcp::ConnId id);
+  // Close and Abort: a connection that was already CLOSED leaves its stack without a state
+  // change; remember it as it was (in case its record was forgotten meanwhile).
+  std::optional<ConnInfo> InfoIfClosed(StackKind kind, tcp::ConnId id);
+  void RememberIfGone(std::optional<ConnInfo> closed_before);
   absl::StatusOr<wire::Endpoint> LocalEndpoint(StackKind stack, wire::Endpoint local) const;
   void AppLog(tcp::ConnId id, std::string call, const absl::Status& result, StackKind kind);
   void Capture(std::span<const uint8_t> datagram, Instant now);
@@ -165,6 +203,9 @@ class Sandbox {
   bool observe_kernel_ = false;
   SandboxCounters counters_;
   std::atomic<tcp::ConnId> next_id_{1};
+  // Closed connections (reactor thread only): final info by id, and ids oldest closed first.
+  absl::flat_hash_map<tcp::ConnId, ConnInfo> closed_;
+  std::deque<tcp::ConnId> closed_order_;
   std::shared_ptr<EventLog> events_;
 };
 

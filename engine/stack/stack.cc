@@ -417,9 +417,11 @@ absl::Status Stack::Close(ConnId id, Instant now) {
       conns_.at(cid).tcb->Abort(now);
       Touch(cid);
     }
+    // Reported while the listener still exists, so that the sink can take its last snapshot
+    // (as it can a TCB's, which goes only when the stack settles).
+    if (sink_) sink_->OnState(now, tcp::StateEvent{id, TcpState::kListen, TcpState::kClosed, "listener closed"});
     listen_by_ep_.erase(EndpointKey{l->second.local});
     listeners_.erase(l);
-    if (sink_) sink_->OnState(now, tcp::StateEvent{id, TcpState::kListen, TcpState::kClosed, "listener closed"});
     Settle();
     return absl::OkStatus();
   }

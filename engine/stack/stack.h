@@ -55,7 +55,9 @@ class Stack : private tcp::EventSink {
  public:
   using Output = std::function<void(std::span<const uint8_t> datagram)>;
 
-  // `sink` (may be null) receives every event; it must outlive the stack.
+  // `sink` (may be null) receives every event; it must outlive the stack. It may read the
+  // stack (Snapshot, Find, IsListener) but not call it: a connection or listener that changes
+  // to CLOSED is still there while its StateEvent is delivered, so the sink can keep its end.
   Stack(StackConfig cfg, Output output, tcp::EventSink* sink = nullptr);
   ~Stack() override;
 

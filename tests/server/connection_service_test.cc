@@ -231,6 +231,106 @@ TEST_F(ConnectionServiceTest, GetConnectionReturnsTheTcb) {
   EXPECT_EQ(s.engine().iss(), t.irs());
 }
 
+// A waiting Receive answers when something comes while it waits: data, and later the end of
+// the stream (the peer's FIN), both ways.
+TEST_F(ConnectionServiceTest, WaitingReceiveWakesForDataAndEndOfStream) {
+  auto [client, server] = EnginePair("lab", 80);
+  ASSERT_NE(server, 0u);
+  v1::ReceiveResponse r;
+  std::thread data([&] {
+    absl::SleepFor(absl::Milliseconds(100));
+    EXPECT_THAT(Send("lab", server, "to the client"), IsOk());
+  });
+  ASSERT_THAT(Receive("lab", client, &r, 0, 10'000), IsOk());
+  data.join();
+  EXPECT_EQ(r.data(), "to the client");
+  EXPECT_FALSE(r.eof());
+
+  std::thread fin([&] {
+    absl::SleepFor(absl::Milliseconds(100));
+    EXPECT_THAT(ConnCall(&v1::ConnectionService::Stub::Shutdown, "lab", server), IsOk());
+  });
+  ASSERT_THAT(Receive("lab", client, &r, 0, 10'000), IsOk());
+  fin.join();
+  EXPECT_EQ(r.data(), "");
+  EXPECT_TRUE(r.eof());
+}
+
+// A waiting Receive its client cancels takes nothing: what arrives afterwards is all there for
+// the next Receive.
+TEST_F(ConnectionServiceTest, CancelledReceiveLosesNoData) {
+  auto [client, server] = EnginePair("lab", 80);
+  ASSERT_NE(server, 0u);
+  grpc::ClientContext ctx;
+  v1::ReceiveRequest req;
+  req.set_sandbox("lab");
+  req.set_connection_id(server);
+  *req.mutable_wait() = Millis(10'000);
+  v1::ReceiveResponse r;
+  std::thread canceller([&] {
+    absl::SleepFor(absl::Milliseconds(100));
+    ctx.TryCancel();
+  });
+  EXPECT_EQ(conns_->Receive(&ctx, req, &r).error_code(), grpc::CANCELLED);
+  canceller.join();
+  ASSERT_THAT(Send("lab", client, "kept"), IsOk());
+  EXPECT_EQ(ReceiveAll("lab", server, 4), "kept");
+}
+
+// After 2·MSL the client's TIME-WAIT is over and the engine has let go of the TCB (the user
+// closed it): GetConnection still answers, CLOSED, with the TCB as it ended.
+TEST_F(ConnectionServiceTest, GetConnectionAfterTimeWaitSaysClosed) {
+  v1::SandboxOptions o;
+  *o.mutable_msl() = Millis(50);
+  ASSERT_THAT(Create("tw", nullptr, o), IsOk());
+  auto [client, server] = EnginePair("tw", 80);
+  ASSERT_NE(server, 0u);
+  ASSERT_THAT(Send("tw", client, "hello"), IsOk());
+  EXPECT_EQ(ReceiveAll("tw", server, 5), "hello");
+  ASSERT_THAT(ConnCall(&v1::ConnectionService::Stub::Close, "tw", client), IsOk());
+  ASSERT_TRUE(WaitUntil([&] { return StateOf("tw", server) == v1::TCP_STATE_CLOSE_WAIT; }));
+  ASSERT_THAT(ConnCall(&v1::ConnectionService::Stub::Close, "tw", server), IsOk());
+  ASSERT_TRUE(WaitUntil([&] {
+    for (const v1::Event& e : Events("tw", 0, client)) {
+      if (e.has_state() && e.state().from() == v1::TCP_STATE_TIME_WAIT && e.state().to() == v1::TCP_STATE_CLOSED) {
+        return true;
+      }
+    }
+    return false;
+  }));
+
+  v1::Connection c;
+  ASSERT_THAT(Get("tw", client, &c), IsOk());
+  EXPECT_EQ(c.state(), v1::TCP_STATE_CLOSED);
+  EXPECT_EQ(c.remote().port(), 80u);
+  ASSERT_TRUE(c.has_engine());
+  EXPECT_EQ(c.engine().counters().bytes_out(), 5u);
+  EXPECT_EQ(c.engine().snd_una(), c.engine().iss() + 7);  // SYN, 5 octets and FIN, all acknowledged
+  EXPECT_NE(c.engine().irs(), 0u);
+  bool listed = false;
+  for (const v1::Connection& x : List("tw")) {
+    if (x.id() == client) listed = x.state() == v1::TCP_STATE_CLOSED;
+  }
+  EXPECT_TRUE(listed);
+
+  // Data calls fail as on a closed socket, with the errno; Close does nothing, again.
+  grpc::ClientContext ctx;
+  v1::SendRequest req;
+  req.set_sandbox("tw");
+  req.set_connection_id(client);
+  req.set_data("x");
+  v1::SendResponse resp;
+  EXPECT_THAT(conns_->Send(&ctx, req, &resp), HasStatus(grpc::FAILED_PRECONDITION, "ENOTCONN"));
+  auto md = ctx.GetServerTrailingMetadata();
+  auto it = md.find("tcplab-errno");
+  ASSERT_NE(it, md.end());
+  EXPECT_EQ(std::string(it->second.data(), it->second.size()), "ENOTCONN");
+  v1::Connection after;
+  ASSERT_THAT(ConnCall(&v1::ConnectionService::Stub::Close, "tw", client, &after), IsOk());
+  EXPECT_EQ(after.state(), v1::TCP_STATE_CLOSED);
+  EXPECT_EQ(after.engine().counters().bytes_out(), 5u);
+}
+
 // A Receive waiting for data ends with NOT_FOUND when its sandbox is deleted, rather than
 // keeping the deleted sandbox alive until its wait runs out.
 TEST_F(ConnectionServiceTest, WaitingReceiveEndsWhenTheSandboxIsDeleted) {
@@ -320,6 +420,37 @@ TEST_F(KernelConnectionTest, EngineToKernelDataAndTcpInfo) {
   req.set_data("x");
   v1::SendResponse resp;
   EXPECT_THAT(conns_->Send(&ctx, req, &resp), HasStatus(grpc::INVALID_ARGUMENT, "is on stack ENGINE, not KERNEL"));
+}
+
+// A Receive waiting on a kernel socket gets what the engine sends meanwhile, then the end of
+// the stream.
+TEST_F(KernelConnectionTest, WaitingReceiveOnAKernelSocket) {
+  v1::Connection l, c;
+  ASSERT_THAT(Listen("k", v1::STACK_KERNEL, 81, &l), IsOk());
+  ASSERT_THAT(Connect("k", v1::STACK_ENGINE, "198.18.0.1", 81, &c), IsOk());
+  uint64_t accepted = 0;
+  ASSERT_TRUE(WaitUntil([&] {
+    for (const v1::Connection& x : List("k")) {
+      if (x.stack() == v1::STACK_KERNEL && !x.listener() && x.state() == v1::TCP_STATE_ESTABLISHED) accepted = x.id();
+    }
+    return accepted != 0;
+  }));
+  v1::ReceiveResponse r;
+  std::thread data([&] {
+    absl::SleepFor(absl::Milliseconds(100));
+    EXPECT_THAT(Send("k", c.id(), "to the kernel"), IsOk());
+  });
+  ASSERT_THAT(Receive("k", accepted, &r, 0, 10'000), IsOk());
+  data.join();
+  EXPECT_EQ(r.data(), "to the kernel");
+  std::thread fin([&] {
+    absl::SleepFor(absl::Milliseconds(100));
+    EXPECT_THAT(ConnCall(&v1::ConnectionService::Stub::Shutdown, "k", c.id()), IsOk());
+  });
+  ASSERT_THAT(Receive("k", accepted, &r, 0, 10'000), IsOk());
+  fin.join();
+  EXPECT_EQ(r.data(), "");
+  EXPECT_TRUE(r.eof());
 }
 
 TEST_F(KernelConnectionTest, KernelAbortResetsTheEngine) {

@@ -186,6 +186,70 @@ TEST_F(SandboxServiceTest, ExportPcapStreamsTheCapture) {
   EXPECT_THAT(r2->Finish(), HasStatus(grpc::FAILED_PRECONDITION, "capture"));
 }
 
+class PcapExportLimitTest : public ServerTest {
+ protected:
+  void Configure(ServerConfig& cfg) override { cfg.max_pcap_exports = 2; }
+};
+
+// ExportPcap streams in flight are bounded server-wide: with two held open by a client that
+// does not read (the server cannot finish writing a capture of several MiB through HTTP/2's
+// flow control), a third is refused; once one is cancelled, a new export goes through.
+TEST_F(PcapExportLimitTest, ExportsInFlightAreBoundedAndCancellingFreesASlot) {
+  ASSERT_THAT(Create("cap"), IsOk());
+  auto [client, server] = EnginePair("cap", 9);
+  ASSERT_NE(server, 0u);
+  constexpr size_t kBytes = 4 << 20;
+  ASSERT_EQ(Transfer("cap", client, server, std::string(kBytes, 'x')).size(), kBytes);
+
+  // A client that reads little: small flow-control windows that do not grow.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 << 10);
+  args.SetMaxReceiveMessageSize(64 << 20);
+  auto slow = v1::SandboxService::NewStub(
+      grpc::CreateCustomChannel(server_->addresses()[0], grpc::InsecureChannelCredentials(), args));
+  v1::ExportPcapRequest req;
+  req.set_sandbox("cap");
+  v1::PcapChunk chunk;
+  std::vector<std::unique_ptr<grpc::ClientContext>> ctxs;
+  std::vector<std::unique_ptr<grpc::ClientReader<v1::PcapChunk>>> held;
+  for (int i = 0; i < 2; ++i) {
+    ctxs.push_back(std::make_unique<grpc::ClientContext>());
+    held.push_back(slow->ExportPcap(ctxs.back().get(), req));
+    ASSERT_TRUE(held.back()->Read(&chunk));  // the export has started: it holds a slot
+  }
+
+  grpc::ClientContext ctx3;
+  ctx3.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));  // fail, not hang, if it streams
+  auto third = sandboxes_->ExportPcap(&ctx3, req);
+  EXPECT_FALSE(third->Read(&chunk));
+  grpc::Status refused = third->Finish();
+  EXPECT_THAT(refused, HasStatus(grpc::RESOURCE_EXHAUSTED, "2 pcap exports are in flight"));
+  EXPECT_THAT(refused, HasStatus(grpc::RESOURCE_EXHAUSTED, "retry"));
+
+  // Cancelled: its slot is free once gRPC is done with the call (OnDone), a moment later.
+  ctxs[0]->TryCancel();
+  EXPECT_EQ(held[0]->Finish().error_code(), grpc::CANCELLED);
+  std::string pcap;
+  ASSERT_TRUE(WaitUntil([&] {
+    grpc::ClientContext ctx;
+    auto r = sandboxes_->ExportPcap(&ctx, req);
+    pcap.clear();
+    while (r->Read(&chunk)) pcap += chunk.data();
+    grpc::Status s = r->Finish();
+    EXPECT_TRUE(s.ok() || s.error_code() == grpc::RESOURCE_EXHAUSTED) << s.error_message();
+    return s.ok();
+  }));
+  EXPECT_GT(pcap.size(), kBytes);
+  uint32_t magic;
+  memcpy(&magic, pcap.data(), 4);
+  EXPECT_EQ(magic, 0xa1b23c4du);
+
+  ctxs[1]->TryCancel();
+  EXPECT_EQ(held[1]->Finish().error_code(), grpc::CANCELLED);
+}
+
 TEST_F(SandboxServiceTest, ServesOverTheUnixSocketToo) {
   auto ch = NewChannel("unix:" + unix_path_);
   auto stub = v1::SandboxService::NewStub(ch);

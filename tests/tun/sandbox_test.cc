@@ -282,6 +282,262 @@ TEST_F(SandboxTest, UnknownIdIsNotFound) {
   auto r = sb_->Send(424242, Bytes("x"));
   EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr("t/424242"));
+  EXPECT_THAT(std::string(r.status().message()), ::testing::Not(::testing::HasSubstr("forgotten")));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Closed connections: one rule for both stacks (Sandbox::Get). A connection that reached CLOSED
+// stays visible with its final info; the sandbox remembers the most recently closed ones.
+
+// When the state event of `id`'s change to CLOSED was logged, on the sandbox's clock.
+std::optional<Duration> ClosedAt(Sandbox& sb, tcp::ConnId id) {
+  for (const Event& e : sb.events().Read(0, 1 << 20).events) {
+    auto* st = std::get_if<tcp::StateEvent>(&e.body);
+    if (st && st->conn == id && st->to == TcpState::kClosed) return e.since_start;
+  }
+  return std::nullopt;
+}
+
+bool Listed(Sandbox& sb, tcp::ConnId id, TcpState state) {
+  for (const ConnInfo& c : sb.List()) {
+    if (c.id == id) return c.state == state;
+  }
+  return false;
+}
+
+class ClosedVirtualTest : public SandboxTest {
+ protected:
+  void Customize(SandboxConfig& cfg) override {
+    cfg.backend = Backend::kVirtual;
+    cfg.engine.tcp.msl = 20ms;  // TIME-WAIT of 40 ms
+  }
+};
+
+// Both ends of an engine-to-engine connection close (the client first: FIN-WAIT-1, FIN-WAIT-2,
+// TIME-WAIT; the server CLOSE-WAIT, LAST-ACK) and the users close them, so the engine lets go of
+// both TCBs. Each stays visible as CLOSED with the snapshot taken at its change to CLOSED.
+TEST_F(ClosedVirtualTest, ClosedConnectionKeepsItsFinalSnapshot) {
+  const wire::Ipv4 server_ip = wire::Ipv4::Of(198, 18, 0, 3);
+  ASSERT_TRUE(sb_->Listen(StackKind::kEngine, {server_ip, 80}).ok());
+  auto c = sb_->Connect(StackKind::kEngine, {kEngine, 0}, {server_ip, 80});
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(WaitState(*c, TcpState::kEstablished));
+  ASSERT_TRUE(WaitUntil([&] { return Accepted(StackKind::kEngine, 80).has_value(); }));
+  tcp::ConnId s = *Accepted(StackKind::kEngine, 80);
+  const std::string data = RandomBytes(5000, 9);
+  ASSERT_TRUE(sb_->Send(*c, Bytes(data)).ok());
+  EXPECT_EQ(ReadAll(s, data.size()), data);
+  auto live = sb_->Get(*c);
+  ASSERT_TRUE(live.ok());
+  ASSERT_TRUE(sb_->Close(*c).ok());
+  ASSERT_TRUE(WaitState(s, TcpState::kCloseWait));
+  ASSERT_TRUE(sb_->Close(s).ok());
+  ASSERT_TRUE(WaitUntil([&] { return ClosedAt(*sb_, *c) && ClosedAt(*sb_, s); }));
+
+  auto ci = sb_->Get(*c);
+  ASSERT_TRUE(ci.ok()) << ci.status();
+  EXPECT_EQ(ci->state, TcpState::kClosed);
+  EXPECT_EQ(ci->stack, StackKind::kEngine);
+  EXPECT_FALSE(ci->listener);
+  EXPECT_EQ(ci->local, live->local);
+  EXPECT_EQ(ci->remote, (wire::Endpoint{server_ip, 80}));
+  ASSERT_TRUE(ci->engine.has_value());
+  EXPECT_EQ(ci->engine->state, TcpState::kClosed);
+  EXPECT_EQ(ci->engine->iss, live->engine->iss);
+  EXPECT_EQ(ci->engine->irs, live->engine->irs);
+  EXPECT_EQ(ci->engine->counters.bytes_out, data.size());
+  // SYN, the data, FIN: all acknowledged. The FIN's ACK came after the live snapshot.
+  EXPECT_EQ(ci->engine->snd_una, ci->engine->snd_nxt);
+  EXPECT_GT(ci->engine->counters.segments_in, live->engine->counters.segments_in);
+  EXPECT_TRUE(ci->engine->timers.empty());
+  // Taken at the change to CLOSED (2·MSL after TIME-WAIT began), not when asked.
+  EXPECT_EQ(ci->now.time_since_epoch(), *ClosedAt(*sb_, *c));
+
+  auto si = sb_->Get(s);
+  ASSERT_TRUE(si.ok()) << si.status();
+  EXPECT_EQ(si->state, TcpState::kClosed);
+  ASSERT_TRUE(si->engine.has_value());
+  EXPECT_EQ(si->engine->counters.bytes_in, data.size());
+  EXPECT_EQ(si->engine->iss, live->engine->irs);
+  EXPECT_EQ(si->now.time_since_epoch(), *ClosedAt(*sb_, s));
+  EXPECT_TRUE(Listed(*sb_, *c, TcpState::kClosed));
+  EXPECT_TRUE(Listed(*sb_, s, TcpState::kClosed));
+
+  // Other calls answer as on a closed socket.
+  auto sent = sb_->Send(*c, Bytes("x"));
+  EXPECT_EQ(sent.status().code(), absl::StatusCode::kFailedPrecondition) << sent.status();
+  EXPECT_THAT(std::string(sent.status().message()), ::testing::HasSubstr("ENOTCONN"));
+  EXPECT_EQ(sb_->Recv(*c, 10).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(sb_->Shutdown(*c).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(sb_->Close(*c).ok());
+  EXPECT_TRUE(sb_->Abort(*c).ok());
+  EXPECT_EQ(sb_->Get(*c)->state, TcpState::kClosed);
+}
+
+// A listener the user closes is remembered like a connection: CLOSED, still a listener.
+TEST_F(ClosedVirtualTest, ClosedListenerIsListedAsClosed) {
+  auto l = sb_->Listen(StackKind::kEngine, {kEngine, 7});
+  ASSERT_TRUE(l.ok());
+  ASSERT_TRUE(sb_->Close(*l).ok());
+  auto li = sb_->Get(*l);
+  ASSERT_TRUE(li.ok()) << li.status();
+  EXPECT_EQ(li->state, TcpState::kClosed);
+  EXPECT_TRUE(li->listener);
+  EXPECT_EQ(li->local, (wire::Endpoint{kEngine, 7}));
+  EXPECT_TRUE(Listed(*sb_, *l, TcpState::kClosed));
+  // The port is free again.
+  EXPECT_TRUE(sb_->Listen(StackKind::kEngine, {kEngine, 7}).ok());
+}
+
+class FewClosedVirtualTest : public ClosedVirtualTest {
+  void Customize(SandboxConfig& cfg) override {
+    ClosedVirtualTest::Customize(cfg);
+    cfg.closed_kept = 8;
+  }
+};
+
+// Refused connections (nobody listens: RST, ECONNREFUSED) the user then closes, ten more than
+// the sandbox remembers: the oldest are forgotten, and say so.
+TEST_F(FewClosedVirtualTest, OnlyTheMostRecentlyClosedAreRemembered) {
+  std::vector<tcp::ConnId> ids;
+  for (int i = 0; i < 18; ++i) {
+    auto c = sb_->Connect(StackKind::kEngine, {kEngine, 0}, {kEngine, 9});
+    ASSERT_TRUE(c.ok()) << c.status();
+    ASSERT_TRUE(WaitUntil([&] { return ClosedAt(*sb_, *c).has_value(); }));
+    ASSERT_TRUE(sb_->Close(*c).ok());
+    ids.push_back(*c);
+    EXPECT_LE(sb_->closed_count(), 8u);
+  }
+  EXPECT_EQ(sb_->closed_count(), 8u);
+  EXPECT_EQ(sb_->List().size(), 8u);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    auto info = sb_->Get(ids[i]);
+    if (i < 10) {
+      EXPECT_EQ(info.status().code(), absl::StatusCode::kNotFound) << i;
+      EXPECT_THAT(std::string(info.status().message()),
+                  ::testing::HasSubstr(absl::StrCat("t/", ids[i], " not found: it closed and was forgotten")));
+    } else {
+      ASSERT_TRUE(info.ok()) << i << ": " << info.status();
+      EXPECT_EQ(info->state, TcpState::kClosed);
+      EXPECT_THAT(info->engine->error, ::testing::HasSubstr("ECONNREFUSED"));
+    }
+  }
+  // An id never handed out is merely not found.
+  auto never = sb_->Get(ids.back() + 1000);
+  EXPECT_EQ(never.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(never.status().message()), ::testing::Not(::testing::HasSubstr("forgotten")));
+}
+
+// The default bound: 300 connections through their whole life (handshake, close, TIME-WAIT),
+// of which the sandbox remembers the last 256 to close.
+TEST_F(ClosedVirtualTest, ThreeHundredConnectionsLeaveTheLast256) {
+  const wire::Ipv4 server_ip = wire::Ipv4::Of(198, 18, 0, 3);
+  auto l = sb_->Listen(StackKind::kEngine, {server_ip, 80});
+  ASSERT_TRUE(l.ok());
+  std::vector<tcp::ConnId> clients;
+  for (int i = 0; i < 300; ++i) {
+    auto c = sb_->Connect(StackKind::kEngine, {kEngine, 0}, {server_ip, 80});
+    ASSERT_TRUE(c.ok()) << c.status();
+    ASSERT_TRUE(WaitState(*c, TcpState::kEstablished)) << i;
+    ASSERT_TRUE(sb_->Close(*c).ok());
+    clients.push_back(*c);
+  }
+  // Close the server ends as they reach CLOSE-WAIT, until every client has been through TIME-WAIT.
+  ASSERT_TRUE(WaitUntil([&] {
+    for (const ConnInfo& c : sb_->List()) {
+      if (c.state == TcpState::kCloseWait) (void)sb_->Close(c.id);
+    }
+    return ClosedAt(*sb_, clients.back()).has_value() && sb_->List().size() == SandboxConfig::kDefaultClosedKept + 1;
+  }, absl::Seconds(60)));
+  EXPECT_EQ(sb_->closed_count(), SandboxConfig::kDefaultClosedKept);
+  EXPECT_EQ(sb_->Get(clients.front()).status().code(), absl::StatusCode::kNotFound);
+  auto last = sb_->Get(clients.back());
+  ASSERT_TRUE(last.ok()) << last.status();
+  EXPECT_EQ(last->state, TcpState::kClosed);
+  EXPECT_TRUE(Listed(*sb_, *l, TcpState::kListen));
+}
+
+// The kernel as peer: its connections, once CLOSED and closed by the user, are remembered by
+// the sandbox and dropped by the kernel peer; the final info is the socket's last TCP_INFO.
+class ClosedKernelTest : public SandboxTest {
+  void Customize(SandboxConfig& cfg) override { cfg.closed_kept = 8; }
+};
+
+// The kernel accepts, receives data, then closes second (CLOSE-WAIT, LAST-ACK, CLOSED: no
+// TIME-WAIT on its side, which Linux holds for 60 s).
+TEST_F(ClosedKernelTest, KernelConnectionKeepsItsLastTcpInfo) {
+  auto l = sb_->Listen(StackKind::kKernel, {kKernel, 8000});
+  ASSERT_TRUE(l.ok()) << l.status();
+  auto e = sb_->Connect(StackKind::kEngine, {kEngine, 0}, {kKernel, 8000});
+  ASSERT_TRUE(e.ok());
+  ASSERT_TRUE(WaitUntil([&] { return Accepted(StackKind::kKernel, 8000).has_value(); }));
+  tcp::ConnId k = *Accepted(StackKind::kKernel, 8000);
+  const std::string data = RandomBytes(20000, 5);
+  ASSERT_TRUE(sb_->Send(*e, Bytes(data)).ok());
+  EXPECT_EQ(ReadAll(k, data.size()), data);
+  ASSERT_TRUE(sb_->Close(*e).ok());
+  ASSERT_TRUE(WaitState(k, TcpState::kCloseWait));
+  ASSERT_TRUE(sb_->Close(k).ok());
+  ASSERT_TRUE(WaitUntil([&] { return ClosedAt(*sb_, k).has_value(); }));
+  auto ki = sb_->Get(k);
+  ASSERT_TRUE(ki.ok()) << ki.status();
+  EXPECT_EQ(ki->state, TcpState::kClosed);
+  EXPECT_EQ(ki->stack, StackKind::kKernel);
+  EXPECT_EQ(ki->local, (wire::Endpoint{kKernel, 8000}));
+  ASSERT_TRUE(ki->kernel.has_value());
+  EXPECT_FALSE(ki->kernel->has_fd);
+  // The data and the engine's FIN (Linux counts the FIN's sequence number here), as TCP_INFO
+  // had it when the user closed the socket.
+  EXPECT_EQ(ki->kernel->bytes_received, data.size() + 1);
+  EXPECT_GT(ki->kernel->segs_in, 0u);
+  EXPECT_TRUE(Listed(*sb_, k, TcpState::kClosed));
+  EXPECT_EQ(sb_->kernel_peer_size(), 1u);  // the listener
+  auto sent = sb_->Send(k, Bytes("x"));
+  EXPECT_EQ(sent.status().code(), absl::StatusCode::kFailedPrecondition) << sent.status();
+  EXPECT_TRUE(sb_->Close(k).ok());
+
+  // The listener, closed, is remembered the same way, and the kernel peer holds nothing.
+  ASSERT_TRUE(sb_->Close(*l).ok());
+  auto li = sb_->Get(*l);
+  ASSERT_TRUE(li.ok()) << li.status();
+  EXPECT_EQ(li->state, TcpState::kClosed);
+  EXPECT_TRUE(li->listener);
+  EXPECT_EQ(li->local, (wire::Endpoint{kKernel, 8000}));
+  EXPECT_TRUE(Listed(*sb_, *l, TcpState::kClosed));
+  EXPECT_EQ(sb_->kernel_peer_size(), 0u);
+}
+
+// Kernel connections reset by the engine (abort), then closed by the user, ten more than the
+// sandbox remembers: the kernel peer holds none of them, the sandbox the last eight.
+TEST_F(ClosedKernelTest, ResetKernelConnectionsAreDroppedAndBounded) {
+  ASSERT_TRUE(sb_->Listen(StackKind::kKernel, {kKernel, 8001}).ok());
+  std::vector<tcp::ConnId> ks;
+  for (int i = 0; i < 18; ++i) {
+    auto e = sb_->Connect(StackKind::kEngine, {kEngine, 0}, {kKernel, 8001});
+    ASSERT_TRUE(e.ok());
+    ASSERT_TRUE(WaitState(*e, TcpState::kEstablished));
+    uint16_t eport = sb_->Get(*e)->local.port;
+    std::optional<tcp::ConnId> k;
+    ASSERT_TRUE(WaitUntil([&] {
+      for (const ConnInfo& c : sb_->List()) {
+        if (c.stack == StackKind::kKernel && c.remote.port == eport && c.state == TcpState::kEstablished) k = c.id;
+      }
+      return k.has_value();
+    }));
+    ASSERT_TRUE(sb_->Abort(*e).ok());
+    ASSERT_TRUE(WaitUntil([&] { return ClosedAt(*sb_, *k).has_value(); })) << i;
+    ASSERT_TRUE(sb_->Close(*k).ok());
+    ks.push_back(*k);
+    EXPECT_LE(sb_->closed_count(), 8u);
+  }
+  EXPECT_EQ(sb_->kernel_peer_size(), 1u);  // the listener
+  EXPECT_EQ(sb_->closed_count(), 8u);
+  EXPECT_EQ(sb_->Get(ks.front()).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(sb_->Get(ks.front()).status().message()), ::testing::HasSubstr("forgotten"));
+  auto last = sb_->Get(ks.back());
+  ASSERT_TRUE(last.ok()) << last.status();
+  EXPECT_EQ(last->state, TcpState::kClosed);
+  EXPECT_EQ(last->stack, StackKind::kKernel);
 }
 
 }  // namespace

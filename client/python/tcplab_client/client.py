@@ -541,8 +541,8 @@ class Client:
 
     def wait_state(self, conn: Conn, state: Union[int, str], timeout: float = 5.0) -> "connection_pb2.Connection":
         """Polls until the connection is in ``state`` (a ``TcpState`` or its RFC name,
-        ``"ESTABLISHED"``); returns it. A connection the server has forgotten (NOT_FOUND,
-        e.g. after TIME-WAIT) counts as ``CLOSED``."""
+        ``"ESTABLISHED"``); returns it. A connection the server has forgotten (NOT_FOUND: it
+        closed, and its sandbox has closed 256 more since) counts as ``CLOSED``."""
         from .format import state_name
 
         want = state if isinstance(state, str) else state_name(state)
