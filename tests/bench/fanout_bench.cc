@@ -16,8 +16,14 @@
 // measured, and the row would measure the clients. --in_process puts them in this process
 // (at the server's priority), the harshest setting.
 //
+// Pinned like tun_bench (--no_pin to leave placement to the scheduler): the sandbox's reactor
+// on CPU 0, the kernel-side reader on CPU 1; tcplabd's gRPC threads and the subscribers go
+// where the scheduler puts them. Unpinned, this VM's throughput swings by 2-4x with where
+// the reactor and the reader happen to run (a 100-subscriber row once ran at 3.8x its
+// baseline), which drowns what the row is meant to measure.
+//
 //   fanout_bench [--seconds=2] [--subscribers=1,10,100] [--backend=tun|virtual] [--rounds=5]
-//                [--in_process]
+//                [--in_process] [--no_pin]
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/resource.h>
@@ -98,6 +104,18 @@ sandbox::Sandbox::LocalApp Transfer(std::atomic<uint64_t>* octets, std::atomic<u
       }
     }
     return did;
+  };
+}
+
+// The application runs on the sandbox's reactor: on its first turn it pins that thread to
+// the datapath CPU (when pinning is on), as tun_bench does.
+sandbox::Sandbox::LocalApp Pinned(sandbox::Sandbox::LocalApp app) {
+  return [app = std::move(app), pinned = false](stack::Stack& e, Instant now) mutable {
+    if (!pinned) {
+      PinToDatapathCpu();
+      pinned = true;
+    }
+    return app(e, now);
   };
 }
 
@@ -277,9 +295,9 @@ Row RunRow(Server& srv, int subs, double seconds, bool tun, bool in_process) {
       std::fprintf(stderr, "fanout_bench: kernel sink: %s\n", std::string(s.message()).c_str());
       std::exit(1);
     }
-    sb.SetLocalApp(SourceApp(kPort, &client));
+    sb.SetLocalApp(Pinned(SourceApp(kPort, &client)));
   } else {
-    sb.SetLocalApp(Transfer(&octets, &client));
+    sb.SetLocalApp(Pinned(Transfer(&octets, &client)));
   }
   absl::SleepFor(absl::Milliseconds(500));  // warm-up: handshake, slow start, streams caught up
 
@@ -346,11 +364,16 @@ int main(int argc, char** argv) {
   std::vector<int> rows = {1, 10, 100};
   bool tun = geteuid() == 0;
   bool in_process = false;
+  bool pin = true;
   int rounds = 5;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a.rfind("--watch_child=", 0) == 0) return tcplab::bench::WatchChild(a.substr(14));
     if (a.rfind("--rounds=", 0) == 0 && absl::SimpleAtoi(a.substr(9), &rounds) && rounds > 0) continue;
+    if (a == "--no_pin") {
+      pin = false;
+      continue;
+    }
     if (a == "--in_process") {
       in_process = true;
       continue;
@@ -372,9 +395,10 @@ int main(int argc, char** argv) {
       tun = a == "--backend=tun";
       continue;
     }
-    std::fprintf(stderr, "usage: fanout_bench [--seconds=2] [--subscribers=1,10,100] [--backend=tun|virtual] [--rounds=5] [--in_process]\n");
+    std::fprintf(stderr, "usage: fanout_bench [--seconds=2] [--subscribers=1,10,100] [--backend=tun|virtual] [--rounds=5] [--in_process] [--no_pin]\n");
     return 2;
   }
+  tcplab::bench::SetPinning(pin);
   // As tcplabd does: the server's threads below the sandboxes' reactors.
   tcplab::server::LowerServerPriority();
   tcplab::server::ServerConfig cfg;
