@@ -12,14 +12,6 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-constexpr char kHandshake[] = R"(0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
-+0 bind(3, ..., ...) = 0
-+0 listen(3, 1) = 0
-+0 < S 0:0(0) win 65535 <mss 1460>
-+0 > S. 0:0(0) ack 1 <mss 1460>
-+.1 < . 1:1(0) ack 1 win 65535
-+0 accept(3, ..., ...) = 4
-)";
 // Wrong on purpose: the SYN+ACK acknowledges x+1, not x+2.
 constexpr char kWrongAck[] = R"(0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
 +0 bind(3, ..., ...) = 0

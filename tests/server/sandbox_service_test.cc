@@ -261,33 +261,6 @@ TEST_F(SandboxServiceTest, ServesOverTheUnixSocketToo) {
   EXPECT_EQ(sb.name(), "viaunix");
 }
 
-// grpc.health.v1.Health/Check with an empty request (service ""), over the generic stub:
-// HealthCheckResponse{status: SERVING} is the two octets 08 01.
-grpc::Status HealthCheck(const std::shared_ptr<grpc::Channel>& ch, std::string* response) {
-  grpc::GenericStub stub(ch);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  grpc::ByteBuffer req, resp;
-  grpc::Slice empty("");
-  req = grpc::ByteBuffer(&empty, 1);
-  absl::Mutex mu;
-  bool done = false;
-  grpc::Status status;
-  stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &req, &resp, [&](grpc::Status s) {
-    absl::MutexLock l(&mu);
-    status = s;
-    done = true;
-  });
-  absl::MutexLock l(&mu);
-  mu.Await(absl::Condition(&done));
-  std::vector<grpc::Slice> slices;
-  if (status.ok()) {
-    (void)resp.Dump(&slices);
-    for (const auto& s : slices) response->append(reinterpret_cast<const char*>(s.begin()), s.size());
-  }
-  return status;
-}
-
 TEST_F(SandboxServiceTest, HealthIsServing) {
   std::string resp;
   ASSERT_THAT(HealthCheck(channel_, &resp), IsOk());

@@ -9,9 +9,11 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/duration.pb.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "server/server.h"
@@ -258,5 +260,42 @@ class ServerTest : public ::testing::Test {
   std::unique_ptr<v1::ConnectionService::Stub> conns_;
   static inline int counter_ = 0;
 };
+
+// A passive open on the engine target: listen, the handshake, accept (a script that passes).
+inline constexpr char kHandshake[] = R"(0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 bind(3, ..., ...) = 0
++0 listen(3, 1) = 0
++0 < S 0:0(0) win 65535 <mss 1460>
++0 > S. 0:0(0) ack 1 <mss 1460>
++.1 < . 1:1(0) ack 1 win 65535
++0 accept(3, ..., ...) = 4
+)";
+
+// grpc.health.v1.Health/Check with an empty request (service ""), over the generic stub:
+// HealthCheckResponse{status: SERVING} is the two octets 08 01.
+inline grpc::Status HealthCheck(const std::shared_ptr<grpc::Channel>& ch, std::string* response) {
+  grpc::GenericStub stub(ch);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  grpc::ByteBuffer req, resp;
+  grpc::Slice empty("");
+  req = grpc::ByteBuffer(&empty, 1);
+  absl::Mutex mu;
+  bool done = false;
+  grpc::Status status;
+  stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &req, &resp, [&](grpc::Status s) {
+    absl::MutexLock l(&mu);
+    status = s;
+    done = true;
+  });
+  absl::MutexLock l(&mu);
+  mu.Await(absl::Condition(&done));
+  std::vector<grpc::Slice> slices;
+  if (status.ok()) {
+    (void)resp.Dump(&slices);
+    for (const auto& s : slices) response->append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  return status;
+}
 
 }  // namespace tcplab::server::testing
