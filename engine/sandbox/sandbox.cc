@@ -497,38 +497,45 @@ absl::StatusOr<ConnInfo> Sandbox::LiveInfo(StackKind kind, tcp::ConnId id) {
   return info;
 }
 
+absl::StatusOr<ConnInfo> Sandbox::InfoOnReactor(tcp::ConnId id) {
+  // A connection its stack still holds is read live (in CLOSED too: then it is the same as
+  // its final info, nothing changes a CLOSED connection); else its final info if remembered.
+  if (absl::StatusOr<StackKind> kind = KindOf(id); kind.ok()) return LiveInfo(*kind, id);
+  if (auto it = closed_.find(id); it != closed_.end()) return it->second;
+  return NotFound(id);
+}
+
+std::vector<tcp::ConnId> Sandbox::IdsOnReactor() {
+  std::vector<tcp::ConnId> out = engine_->Ids();
+  if (kernel_) {
+    auto k = kernel_->Ids();
+    out.insert(out.end(), k.begin(), k.end());
+  }
+  // A closed connection may be both remembered and still held (until the user closes it).
+  out.insert(out.end(), closed_order_.begin(), closed_order_.end());
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
 absl::StatusOr<ConnInfo> Sandbox::Get(tcp::ConnId id) {
-  return reactor_->Call([&]() -> absl::StatusOr<ConnInfo> {
-    // A connection its stack still holds is read live (in CLOSED too: then it is the same as
-    // its final info, nothing changes a CLOSED connection); else its final info if remembered.
-    if (absl::StatusOr<StackKind> kind = KindOf(id); kind.ok()) return LiveInfo(*kind, id);
-    if (auto it = closed_.find(id); it != closed_.end()) return it->second;
-    return NotFound(id);
-  });
+  return reactor_->Call([&] { return InfoOnReactor(id); });
 }
 
 std::vector<tcp::ConnId> Sandbox::Ids() {
-  return reactor_->Call([&] {
-    std::vector<tcp::ConnId> out = engine_->Ids();
-    if (kernel_) {
-      auto k = kernel_->Ids();
-      out.insert(out.end(), k.begin(), k.end());
-    }
-    // A closed connection may be both remembered and still held (until the user closes it).
-    out.insert(out.end(), closed_order_.begin(), closed_order_.end());
-    std::sort(out.begin(), out.end());
-    out.erase(std::unique(out.begin(), out.end()), out.end());
-    return out;
-  });
+  return reactor_->Call([&] { return IdsOnReactor(); });
 }
 
+// One reactor call for the whole list: one consistent view, and a busy sandbox's reactor is
+// interrupted once rather than once per connection (up to 256 closed ones among them).
 std::vector<ConnInfo> Sandbox::List() {
-  std::vector<tcp::ConnId> ids = Ids();
-  std::vector<ConnInfo> infos;
-  for (tcp::ConnId id : ids) {
-    if (auto info = Get(id); info.ok()) infos.push_back(*std::move(info));
-  }
-  return infos;
+  return reactor_->Call([&] {
+    std::vector<ConnInfo> infos;
+    for (tcp::ConnId id : IdsOnReactor()) {
+      if (auto info = InfoOnReactor(id); info.ok()) infos.push_back(*std::move(info));
+    }
+    return infos;
+  });
 }
 
 absl::Status Sandbox::SetImpairment(Direction dir, const link::Impairment& imp) {

@@ -171,6 +171,9 @@ class Sandbox {
   absl::Status CallOnGone(tcp::ConnId id, const char* call, bool idempotent);
   // The connection as its stack has it now (`kind` must hold it).
   absl::StatusOr<ConnInfo> LiveInfo(StackKind kind, tcp::ConnId id);
+  // Get and Ids on the reactor thread (the public ones make one reactor call around them).
+  absl::StatusOr<ConnInfo> InfoOnReactor(tcp::ConnId id);
+  std::vector<tcp::ConnId> IdsOnReactor();
   // Remembers `info` (state CLOSED) as the newest closed connection, forgetting the oldest
   // beyond closed_kept. Replaces an earlier record of the same id.
   void RememberClosed(ConnInfo info);
