@@ -1,5 +1,7 @@
 #include "server/convert.h"
 
+#include <algorithm>
+#include <charconv>
 #include <cstdio>
 
 #include "absl/strings/numbers.h"
@@ -54,7 +56,8 @@ absl::StatusOr<wire::Endpoint> FromProto(const pb::Endpoint& ep, absl::string_vi
 
 pb::Endpoint ToProto(wire::Endpoint ep) {
   pb::Endpoint out;
-  out.set_ip(ep.ip.ToString());
+  char ip[kMaxIpText];
+  out.set_ip(ip, WriteIp(ep.ip, ip) - ip);
   out.set_port(ep.port);
   return out;
 }
@@ -250,45 +253,89 @@ pb::Connection ToProto(const sandbox::ConnInfo& info, const std::string& sandbox
   return c;
 }
 
-namespace {
-
 pb::Verdict ToProto(tcp::Verdict v) {
   // Same order as the engine's enum, one further along.
   return static_cast<pb::Verdict>(static_cast<int>(v) + 1);
 }
 
-std::string FlagsText(uint8_t f) {
+char* WriteFlagsText(uint8_t f, char* p) {
   // tcpdump's notation: S F R P U E W, then "." for ACK; "none" when no flag is set.
-  std::string s;
-  if (f & wire::kSyn) s += 'S';
-  if (f & wire::kFin) s += 'F';
-  if (f & wire::kRst) s += 'R';
-  if (f & wire::kPsh) s += 'P';
-  if (f & wire::kUrg) s += 'U';
-  if (f & wire::kEce) s += 'E';
-  if (f & wire::kCwr) s += 'W';
-  if (f & wire::kAck) s += '.';
-  return s.empty() ? "none" : s;
+  if (f == 0) return std::copy_n("none", 4, p);
+  if (f & wire::kSyn) *p++ = 'S';
+  if (f & wire::kFin) *p++ = 'F';
+  if (f & wire::kRst) *p++ = 'R';
+  if (f & wire::kPsh) *p++ = 'P';
+  if (f & wire::kUrg) *p++ = 'U';
+  if (f & wire::kEce) *p++ = 'E';
+  if (f & wire::kCwr) *p++ = 'W';
+  if (f & wire::kAck) *p++ = '.';
+  return p;
 }
 
-void FillSegment(const tcp::SegmentEvent& e, pb::SegmentEvent* out) {
+RelativeNumbers Relative(const tcp::SegmentEvent& e) {
   const wire::SegmentRepr& s = e.seg;
   const bool in = e.dir == tcp::Direction::kIn;
-  out->set_direction(in ? pb::SegmentEvent::DIRECTION_IN : pb::SegmentEvent::DIRECTION_OUT);
-  *out->mutable_src() = server::ToProto(s.src);
-  *out->mutable_dst() = server::ToProto(s.dst);
-  out->set_seq(s.seq.raw());
-  out->set_ack(s.ack.raw());
   // The sender's ISN is ours for OUT segments and the peer's for IN ones.
   const uint32_t sender_isn = in ? e.irs.raw() : e.iss.raw();
   const uint32_t receiver_isn = in ? e.iss.raw() : e.irs.raw();
   // A SYN's sequence number is its sender's ISN: relative 0 even before anyone knew it. An
   // ISN of 0 means "not known" (a segment for no connection).
   const bool syn = s.flags & wire::kSyn;
-  out->set_relative_seq(syn ? 0 : sender_isn ? s.seq.raw() - sender_isn : 0);
-  out->set_relative_ack((s.flags & wire::kAck) && receiver_isn ? s.ack.raw() - receiver_isn : 0);
+  return {syn ? 0 : sender_isn ? s.seq.raw() - sender_isn : 0,
+          (s.flags & wire::kAck) && receiver_isn ? s.ack.raw() - receiver_isn : 0};
+}
+
+namespace {
+char* WriteNumber(uint64_t v, char* p) { return std::to_chars(p, p + 20, v).ptr; }
+char* WriteText(std::string_view s, char* p) { return std::copy(s.begin(), s.end(), p); }
+}  // namespace
+
+char* WriteIp(wire::Ipv4 ip, char* p) {
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    p = WriteNumber((ip.v >> shift) & 0xff, p);
+    if (shift) *p++ = '.';
+  }
+  return p;
+}
+
+char* WriteSummary(const tcp::SegmentEvent& e, RelativeNumbers rel, char* p) {
+  const wire::SegmentRepr& s = e.seg;
+  p = WriteIp(s.src.ip, p);
+  *p++ = ':';
+  p = WriteNumber(s.src.port, p);
+  p = WriteText(" > ", p);
+  p = WriteIp(s.dst.ip, p);
+  *p++ = ':';
+  p = WriteNumber(s.dst.port, p);
+  p = WriteText(" [", p);
+  p = WriteFlagsText(s.flags, p);
+  p = WriteText("] seq ", p);
+  p = WriteNumber(rel.seq, p);
+  if (s.flags & wire::kAck) {
+    p = WriteText(" ack ", p);
+    p = WriteNumber(rel.ack, p);
+  }
+  p = WriteText(" win ", p);
+  p = WriteNumber(s.window, p);
+  p = WriteText(" len ", p);
+  return WriteNumber(e.payload_len, p);
+}
+
+namespace {
+
+void FillSegment(const tcp::SegmentEvent& e, pb::SegmentEvent* out) {
+  const wire::SegmentRepr& s = e.seg;
+  out->set_direction(e.dir == tcp::Direction::kIn ? pb::SegmentEvent::DIRECTION_IN : pb::SegmentEvent::DIRECTION_OUT);
+  *out->mutable_src() = server::ToProto(s.src);
+  *out->mutable_dst() = server::ToProto(s.dst);
+  out->set_seq(s.seq.raw());
+  out->set_ack(s.ack.raw());
+  const RelativeNumbers rel = Relative(e);
+  out->set_relative_seq(rel.seq);
+  out->set_relative_ack(rel.ack);
   out->set_flags(s.flags);
-  out->set_flags_text(FlagsText(s.flags));
+  char text[kMaxSummaryText];
+  out->set_flags_text(text, WriteFlagsText(s.flags, text) - text);
   out->set_window(s.window);
   out->set_urgent_pointer(s.urgent);
   out->set_ttl(s.ttl);
@@ -315,11 +362,7 @@ void FillSegment(const tcp::SegmentEvent& e, pb::SegmentEvent* out) {
   out->set_checksum_ok(e.verdict != tcp::Verdict::kBadChecksum);
   out->set_iss(e.iss.raw());
   out->set_irs(e.irs.raw());
-  std::string summary = absl::StrCat(s.src.ToString(), " > ", s.dst.ToString(), " [", FlagsText(s.flags),
-                                     "] seq ", out->relative_seq());
-  if (s.flags & wire::kAck) absl::StrAppend(&summary, " ack ", out->relative_ack());
-  absl::StrAppend(&summary, " win ", s.window, " len ", e.payload_len);
-  out->set_summary(std::move(summary));
+  out->set_summary(text, WriteSummary(e, rel, text) - text);
 }
 
 pb::TimerEvent::Kind ToProto(tcp::TimerKind k) {

@@ -50,4 +50,20 @@ pb::Connection ToProto(const sandbox::ConnInfo& info, const std::string& sandbox
 void ToProto(const sandbox::Event& ev, pb::Event* out);
 pb::EventKind KindOf(const sandbox::Event& ev);
 
+// The parts of a SegmentEvent's proto form, shared with the stream's direct encoder
+// (event_codec.h), which must produce the very same bytes. The Write functions write text at
+// `p` (at most the kMax... octets) and return the end.
+pb::Verdict ToProto(tcp::Verdict v);
+struct RelativeNumbers {
+  uint32_t seq = 0, ack = 0;
+};
+RelativeNumbers Relative(const tcp::SegmentEvent& e);  // relative_seq and relative_ack
+inline constexpr size_t kMaxIpText = 15;                // "255.255.255.255"
+// "255.255.255.255:65535 > 255.255.255.255:65535 [SFRPUEW.] seq 4294967295 ack 4294967295
+// win 65535 len 4294967295" is 111.
+inline constexpr size_t kMaxSummaryText = 112;
+char* WriteFlagsText(uint8_t flags, char* p);  // flags_text: "S.", "F.", "none"; at most 8
+char* WriteIp(wire::Ipv4 ip, char* p);         // "198.18.0.1"
+char* WriteSummary(const tcp::SegmentEvent& e, RelativeNumbers rel, char* p);
+
 }  // namespace tcplab::server

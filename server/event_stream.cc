@@ -7,30 +7,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/convert.h"
+#include "server/event_codec.h"
 #include "server/status.h"
 
 namespace tcplab::server {
 
 namespace {
 
-// WatchEventsResponse.events is field 1, length-delimited: tag 0x0a.
-constexpr char kEventsTag = 0x0a;
-
-void AppendVarint(std::string* out, uint64_t v) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
-
-void AppendEntry(std::string* out, const v1::Event& ev) {
-  out->push_back(kEventsTag);
-  AppendVarint(out, ev.ByteSizeLong());
-  ev.AppendToString(out);
-}
-
-// Events copied out of the log per acquisition of its lock.
+// Events converted per acquisition of the cache's lock.
 constexpr size_t kConvertRun = 128;
 
 std::atomic<uint64_t> total_responses{0}, total_events{0}, total_bytes{0};
@@ -49,6 +33,7 @@ class EventSubscriber : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
       if (k > 0 && k < static_cast<int>(kinds_.size())) kinds_[k] = true;
     }
     any_kind_ = req.kinds_size() == 0;
+    if (conn_ != 0 || !any_kind_) filter_ = [this](uint64_t c, int k) { return Wanted(c, k); };
     if (!follow_) stop_after_ = hub_->log().last_seq();
   }
 
@@ -114,15 +99,13 @@ class EventSubscriber : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     }
     const bool done_reading = !follow_ && (stop_after_ == 0 || next_ > stop_after_);
     if (!done_reading) {
-      EventHub::Batch b =
-          hub_->Collect(next_, follow_ ? 0 : stop_after_, [this](uint64_t c, int k) { return Wanted(c, k); });
+      EventHub::Batch b = hub_->Collect(next_, follow_ ? 0 : stop_after_, filter_ ? &filter_ : nullptr);
       next_ = b.next;
-      if (!b.out.empty()) {
+      if (b.bytes.size() > 0) {
         total_responses.fetch_add(1, std::memory_order_relaxed);
         total_events.fetch_add(b.events, std::memory_order_relaxed);
-        total_bytes.fetch_add(b.out.size(), std::memory_order_relaxed);
-        grpc::Slice slice(b.out);
-        resp_ = grpc::ByteBuffer(&slice, 1);
+        total_bytes.fetch_add(b.bytes.size(), std::memory_order_relaxed);
+        resp_ = grpc::ByteBuffer(&b.bytes, 1);  // shares the slice: no copy
         writing_ = true;
         return Action::kWrite;
       }
@@ -155,6 +138,7 @@ class EventSubscriber : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   uint64_t stop_after_ = 0;  // no-follow: the last event to send
   std::array<bool, 5> kinds_{};
   bool any_kind_ = true;
+  EventHub::Filter filter_;  // empty: every event
   grpc::ByteBuffer resp_;  // the one response in flight
   grpc::Status finish_status_;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
@@ -198,20 +182,46 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* EventHub::Watch(std::shared_ptr<Even
   return s;
 }
 
-void EventHub::Fill(const std::vector<sandbox::Event>& events) {
-  const size_t cap = cache_.size();
-  for (const sandbox::Event& e : events) {
-    Slot& s = cache_[e.seq % cap];
-    ToProto(e, &scratch_);
-    s.seq = e.seq;
-    s.conn = scratch_.connection_id();
-    s.kind = KindOf(e);
-    s.bytes.clear();
-    AppendEntry(&s.bytes, scratch_);
-  }
+void EventHub::Fill(const sandbox::Event& e) {
+  Slot& s = cache_[e.seq % cache_.size()];
+  s.seq = e.seq;
+  s.conn = std::visit([](const auto& body) { return body.conn; }, e.body);
+  s.kind = KindOf(e);
+  s.bytes.clear();
+  encoder_.AppendEntry(e, &s.bytes);
 }
 
-EventHub::Batch EventHub::Collect(uint64_t from, uint64_t last, const Filter& wanted) {
+namespace {
+// A Slice that owns `bytes` (no copy).
+grpc::Slice SliceOf(std::string bytes) {
+  auto* owned = new std::string(std::move(bytes));
+  return grpc::Slice(owned->data(), owned->size(), [](void* p) { delete static_cast<std::string*>(p); }, owned);
+}
+}  // namespace
+
+EventHub::Batch EventHub::Collect(uint64_t from, uint64_t last, const Filter* wanted) {
+  const uint64_t newest = log_->last_seq();
+  if (last == 0 || last > newest) last = newest;
+  if (wanted != nullptr || from == 0) return Build(from, last, wanted);
+  // Every event, from a known point: the batch ends at a multiple of kMaxBatch, so that
+  // subscribers reading the same stretch of the log send the same blocks, each built once.
+  const uint64_t block_end = ((from - 1) / kMaxBatch + 1) * kMaxBatch;
+  last = std::min(last, block_end);
+  if ((from - 1) % kMaxBatch != 0 || last != block_end) return Build(from, last, nullptr);
+  Block& slot = blocks_[(from - 1) / kMaxBatch % blocks_.size()];
+  {
+    absl::MutexLock l(&blocks_mu_);
+    if (slot.first == from) return Batch{slot.bytes, kMaxBatch, 0, block_end + 1};
+  }
+  Batch b = Build(from, last, nullptr);
+  if (b.missed == 0 && b.events == kMaxBatch) {
+    absl::MutexLock l(&blocks_mu_);
+    slot = Block{from, b.bytes};
+  }
+  return b;
+}
+
+EventHub::Batch EventHub::Build(uint64_t from, uint64_t last, const Filter* wanted) {
   size_t cap;
   {
     absl::MutexLock l(&cache_mu_);
@@ -219,10 +229,9 @@ EventHub::Batch EventHub::Collect(uint64_t from, uint64_t last, const Filter& wa
     cap = cache_.size();
   }
   Batch b;
-  const uint64_t newest = log_->last_seq();
-  if (last == 0 || last > newest) last = newest;
   uint64_t s = std::max<uint64_t>(from, 1);
   std::string events;
+  events.reserve(std::min<uint64_t>(last >= s ? last - s + 1 : 0, kMaxBatch) * 256);
   size_t taken = 0;
   uint64_t after_gap = 0;
   while (s <= last && taken < kMaxBatch) {
@@ -237,7 +246,7 @@ EventHub::Batch EventHub::Collect(uint64_t from, uint64_t last, const Filter& wa
           miss = true;
           break;
         }
-        if (wanted(slot.conn, slot.kind)) {
+        if (wanted == nullptr || (*wanted)(slot.conn, slot.kind)) {
           events += slot.bytes;
           ++taken;
         }
@@ -249,25 +258,30 @@ EventHub::Batch EventHub::Collect(uint64_t from, uint64_t last, const Filter& wa
     // Not converted yet (or overwritten in the cache): convert a run from the log. What the
     // log no longer has is a gap, reported once, before the events that follow it; from 0
     // means "from the oldest retained" and is no gap.
-    // In runs of kConvertRun: the log's lock is the reactor's too, so hold it briefly.
-    sandbox::EventLog::ReadResult r = log_->Read(s, kConvertRun);
+    // In runs of kConvertRun, so that other subscribers wait for this lock only briefly.
+    // (Converting in place holds no lock of the log: the reactor goes on appending.)
+    const sandbox::EventLog::Position r =
+        log_->Visit(s, kConvertRun, [this](const sandbox::Event& e) ABSL_NO_THREAD_SAFETY_ANALYSIS { Fill(e); });
     if (r.missed > 0) {
       if (taken > 0) break;  // end this batch; the next one starts with the gap
       if (from != 0) b.missed += r.missed;
       s += r.missed;
       after_gap = s;
     }
-    if (r.events.empty()) break;
-    Fill(r.events);
+    if (r.next <= s) break;  // nothing more in the log
   }
+  std::string out;
   if (b.missed > 0) {
     v1::Event gap;
     gap.mutable_gap()->set_missed(b.missed);
     gap.mutable_gap()->set_next_sequence(after_gap);
-    AppendEntry(&b.out, gap);
+    EventEncoder::AppendEntry(gap, &out);
     ++b.events;
+    out += events;
+  } else {
+    out = std::move(events);
   }
-  b.out += events;
+  b.bytes = SliceOf(std::move(out));
   b.events += taken;
   b.next = s;
   return b;

@@ -7,11 +7,13 @@
 // response (up to kMaxBatch events) in flight; it sends the next when gRPC reports the last
 // one written, so a stalled client holds one response and its HTTP/2 window, no more.
 //
-// Each event is converted to protobuf and serialized once, into the hub's cache (a ring as
-// long as the log, filled by whichever subscriber first needs an event); a response
-// is then the concatenation of cached bytes, written as a raw ByteBuffer. A hundred
-// subscribers cost one serialization and a hundred memcpys per event, not a hundred
-// serializations.
+// Each event is serialized once (event_codec.h), into the hub's cache (a ring as long as the
+// log, filled by whichever subscriber first needs an event, reading the log without taking
+// the reactor's time); a response is the concatenation of cached bytes, written as a raw
+// ByteBuffer over one refcounted slice. Subscribers that watch every event send batches
+// that end at multiples of kMaxBatch, so those reading the same stretch of the log send the
+// very same full batches: the first one builds a batch and the others send its slice. A
+// hundred subscribers cost one serialization per event and about one copy, not a hundred.
 //
 // A subscriber that has caught up goes idle. The hub's thread wakes when the log grows and
 // kicks the idle subscribers; it waits 10 ms between kicks so that a busy sandbox's events go
@@ -23,11 +25,12 @@
 // So deleting a sandbox removes its namespace at once while its streams drain what was
 // logged, and whichever thread lets go of the hub last never has to join itself.
 //
-// Lock order: a subscriber's lock, then the hub's cache lock, then the log's; the hub's list
-// lock is never held while taking another. No lock is held while calling into gRPC
+// Lock order: a subscriber's lock, then the hub's block lock or its cache lock (never both),
+// then the log's; the hub's list lock is never held while taking another. No lock is held while calling into gRPC
 // (StartWrite, Finish), which may run reactions inline.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -37,6 +40,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "engine/sandbox/event_log.h"
+#include "server/event_codec.h"
 #include "grpcpp/grpcpp.h"
 #include "tcplab/v1/events.pb.h"
 #include "tcplab/v1/sandbox.pb.h"
@@ -76,18 +80,20 @@ class EventHub {
   };
   static Totals totals();
 
-  // What Collect found: `out` holds `events` serialized WatchEventsResponse.events entries
-  // (a Gap first when `missed` > 0); read on from `next`.
+  // What Collect found: `bytes` holds `events` serialized WatchEventsResponse.events entries
+  // (a Gap first when `missed` > 0), shared, not copied, by every response that sends it;
+  // read on from `next`.
   struct Batch {
-    std::string out;
+    grpc::Slice bytes;
     size_t events = 0;
     uint64_t missed = 0;
     uint64_t next = 0;
   };
   // Events from `from` (0: the oldest retained) up to `last` (0: the newest), at most
-  // kMaxBatch of those `wanted` accepts (by connection id and EventKind).
+  // kMaxBatch of those `wanted` accepts (by connection id and EventKind); null `wanted`:
+  // every event, and then batches end at multiples of kMaxBatch and full ones are shared.
   using Filter = std::function<bool(uint64_t conn, int kind)>;
-  Batch Collect(uint64_t from, uint64_t last, const Filter& wanted) ABSL_LOCKS_EXCLUDED(cache_mu_);
+  Batch Collect(uint64_t from, uint64_t last, const Filter* wanted) ABSL_LOCKS_EXCLUDED(cache_mu_, blocks_mu_);
 
   const sandbox::EventLog& log() const { return *log_; }
 
@@ -99,7 +105,7 @@ class EventHub {
   void KickAll() ABSL_LOCKS_EXCLUDED(mu_);
   static void Run(std::shared_ptr<EventHub> self);
   bool Finished() const ABSL_LOCKS_EXCLUDED(mu_);  // closed, and no subscriber left
-  void Fill(const std::vector<sandbox::Event>& events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(cache_mu_);
+  void Fill(const sandbox::Event& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(cache_mu_);
 
   const std::shared_ptr<sandbox::EventLog> log_;
   // A subscriber left events for the next kick (EventSubscriber::Next, not eager).
@@ -117,9 +123,20 @@ class EventHub {
     int kind = 0;
     std::string bytes;  // tag, length and the Event: one WatchEventsResponse.events entry
   };
+  Batch Build(uint64_t from, uint64_t last, const Filter* wanted) ABSL_LOCKS_EXCLUDED(cache_mu_);
+
+  // The last few full unfiltered batches (events first .. first + kMaxBatch - 1), built by
+  // the first subscriber to need one and sent as they are to the others.
+  struct Block {
+    uint64_t first = 0;
+    grpc::Slice bytes;
+  };
+  absl::Mutex blocks_mu_;
+  std::array<Block, 16> blocks_ ABSL_GUARDED_BY(blocks_mu_);
+
   absl::Mutex cache_mu_;
   std::vector<Slot> cache_ ABSL_GUARDED_BY(cache_mu_);
-  v1::Event scratch_ ABSL_GUARDED_BY(cache_mu_);  // reused: its sub-messages keep their memory
+  EventEncoder encoder_ ABSL_GUARDED_BY(cache_mu_);
 };
 
 }  // namespace tcplab::server

@@ -249,6 +249,52 @@ TEST_F(EventStreamTest, LiveWatcherGetsTheWholeBurst) {
   r->Finish();
 }
 
+// Subscribers that watch every event send batches ending at multiples of kMaxBatch, so that
+// subscribers at the same stretch of the log send the same (shared) batches; every event still
+// comes once, in order, and a filtered subscriber still gets full batches of what it wants.
+TEST_F(EventStreamTest, BatchesOfEveryEventEndAtMultiplesOfTheBatchSize) {
+  ASSERT_THAT(Create("blocks"), IsOk());
+  auto [client, server] = EnginePair("blocks", 80);
+  ASSERT_NE(server, 0u);
+  EXPECT_EQ(Transfer("blocks", client, server, std::string(2'000'000, 'k')).size(), 2'000'000u);
+  const uint64_t last = Events("blocks", 0).back().sequence();
+  ASSERT_GT(last, 3 * EventHub::kMaxBatch);
+  auto read_all = [&](uint64_t from, int kind) {
+    grpc::ClientContext ctx;
+    v1::WatchEventsRequest req;
+    req.set_sandbox("blocks");
+    req.set_from_sequence(from);
+    req.set_no_follow(true);
+    if (kind) req.add_kinds(static_cast<v1::EventKind>(kind));
+    auto r = Watch(&ctx, req);
+    std::vector<std::string> responses;
+    v1::WatchEventsResponse resp;
+    while (r->Read(&resp)) responses.push_back(resp.SerializeAsString());
+    EXPECT_TRUE(r->Finish().ok());
+    return responses;
+  };
+  const std::vector<std::string> a = read_all(5, 0), b = read_all(5, 0);
+  EXPECT_EQ(a, b);  // the same responses, byte for byte
+  uint64_t next = 5;
+  for (size_t i = 0; i < a.size(); ++i) {
+    v1::WatchEventsResponse resp;
+    ASSERT_TRUE(resp.ParseFromString(a[i]));
+    ASSERT_GT(resp.events_size(), 0);
+    for (const v1::Event& e : resp.events()) ASSERT_EQ(e.sequence(), next++);
+    if (next <= last) {
+      EXPECT_EQ((next - 1) % EventHub::kMaxBatch, 0u) << "response " << i << " ended unaligned";
+    }
+  }
+  EXPECT_GE(next, last + 1);
+  // Segments only: a filter fills its batches with what it wants, wherever they end.
+  const std::vector<std::string> segs = read_all(5, v1::EVENT_KIND_SEGMENT);
+  ASSERT_GT(segs.size(), 1u);
+  v1::WatchEventsResponse first;
+  ASSERT_TRUE(first.ParseFromString(segs[0]));
+  EXPECT_EQ(first.events_size(), static_cast<int>(EventHub::kMaxBatch));
+  for (const v1::Event& e : first.events()) EXPECT_TRUE(e.has_segment());
+}
+
 int64_t RssKiB() {
   std::ifstream f("/proc/self/status");
   std::string line;
