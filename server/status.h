@@ -7,6 +7,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "engine/util/status_macros.h"
 #include "grpcpp/grpcpp.h"
 
 namespace tcplab::server {
@@ -16,27 +17,6 @@ inline constexpr char kErrnoMetadataKey[] = "tcplab-errno";
 grpc::Status ToGrpc(const absl::Status& s);
 // The errno name in `s`'s payload, or "" (for the trailing metadata).
 std::string ErrnoOf(const absl::Status& s);
-
-// Abseil 20220623 has no status macros (DESIGN.md): these two are all the services need.
-#define TCPLAB_RETURN_IF_ERROR(expr)            \
-  do {                                          \
-    if (absl::Status _s = (expr); !_s.ok()) {   \
-      return _s;                                \
-    }                                           \
-  } while (0)
-
-#define TCPLAB_CONCAT_INNER(a, b) a##b
-#define TCPLAB_CONCAT(a, b) TCPLAB_CONCAT_INNER(a, b)
-#define TCPLAB_ASSIGN_OR_RETURN(lhs, expr) \
-  TCPLAB_ASSIGN_OR_RETURN_IMPL(TCPLAB_CONCAT(_statusor_, __LINE__), lhs, expr)
-#define TCPLAB_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
-  auto tmp = (expr);                                 \
-  if (!tmp.ok()) return tmp.status();                \
-  lhs = *std::move(tmp)
-
-}  // namespace tcplab::server
-
-namespace tcplab::server {
 
 // Finishes a unary callback RPC with `s`, the errno (if any) as trailing metadata.
 grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* ctx, const absl::Status& s);

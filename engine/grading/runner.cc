@@ -8,17 +8,10 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/numbers.h"
+#include "engine/util/status_macros.h"
 #include "engine/wire/codec.h"
 
 namespace tcplab::grading {
-
-// Assigns a StatusOr's value to `lhs`, or returns its status.
-#define TCPLAB_GRADING_ASSIGN(lhs, expr)      \
-  do {                                        \
-    auto tcplab_v = (expr);                   \
-    if (!tcplab_v.ok()) return tcplab_v.status(); \
-    lhs = *tcplab_v;                          \
-  } while (0)
 
 namespace {
 
@@ -586,7 +579,7 @@ class Run {
         return s;
       case Syscall::kListen: {
         s.op = SockCall::Op::kListen;
-        TCPLAB_GRADING_ASSIGN(s.arg, int_or(arg(1), 128, "backlog"));
+        TCPLAB_ASSIGN_OR_RETURN(s.arg, int_or(arg(1), 128, "backlog"));
         return s;
       }
       case Syscall::kAccept:
@@ -602,7 +595,7 @@ class Run {
       case Syscall::kSend: {
         const bool rd = c.call == Syscall::kRead || c.call == Syscall::kRecv;
         s.op = rd ? SockCall::Op::kRead : SockCall::Op::kWrite;
-        TCPLAB_GRADING_ASSIGN(s.arg, int_or(arg(2), -1, "length"));
+        TCPLAB_ASSIGN_OR_RETURN(s.arg, int_or(arg(2), -1, "length"));
         if (s.arg < 0) return unsupported(arg(2), "length");
         if (s.arg > kMaxIoBytes) {
           return absl::InvalidArgumentError(
@@ -626,7 +619,7 @@ class Run {
           else return unsupported(how, "how");
           return s;
         }
-        TCPLAB_GRADING_ASSIGN(s.arg, int_or(how, -1, "how"));
+        TCPLAB_ASSIGN_OR_RETURN(s.arg, int_or(how, -1, "how"));
         if (s.arg < 0 || s.arg > 2) return unsupported(how, "how");
         return s;
       }
@@ -669,7 +662,7 @@ class Run {
         if (o == "SO_REUSEADDR" || o == "TCP_NODELAY") {
           s.op = o == "SO_REUSEADDR" ? SockCall::Op::kSetReuseAddr : SockCall::Op::kSetNoDelay;
           int64_t v = 0;
-          TCPLAB_GRADING_ASSIGN(v, int_or(val, 1, "value"));
+          TCPLAB_ASSIGN_OR_RETURN(v, int_or(val, 1, "value"));
           s.flag = v != 0;
           return s;
         }
