@@ -1,5 +1,7 @@
 #include "server/status.h"
 
+#include "engine/tcp/socket_error.h"
+
 namespace tcplab::server {
 
 grpc::Status ToGrpc(const absl::Status& s) {
@@ -9,7 +11,7 @@ grpc::Status ToGrpc(const absl::Status& s) {
 }
 
 std::string ErrnoOf(const absl::Status& s) {
-  auto p = s.GetPayload("tcplab.errno");
+  auto p = s.GetPayload(tcp::kErrnoPayload);
   return p ? std::string(*p) : std::string();
 }
 

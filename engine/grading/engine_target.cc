@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "engine/tcp/socket_error.h"
 
 namespace tcplab::grading {
 
@@ -23,7 +24,7 @@ constexpr int64_t kONonblock = 04000;
 }  // namespace
 
 std::string ErrnoName(const absl::Status& s) {
-  if (auto p = s.GetPayload("tcplab.errno")) return std::string(*p);
+  if (auto p = s.GetPayload(tcp::kErrnoPayload)) return std::string(*p);
   // Stack errors start with the errno they stand for: "EAGAIN: no established connection".
   absl::string_view m = s.message();
   size_t colon = m.find(':');

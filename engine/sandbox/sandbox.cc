@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/sandbox/netns.h"
 #include "engine/sandbox/reactor.h"
+#include "engine/tcp/socket_error.h"
 
 namespace tcplab::sandbox {
 
@@ -271,8 +272,8 @@ absl::Status Sandbox::CallOnGone(tcp::ConnId id, const char* call, bool idempote
   // fail (the engine's Tcb and the kernel peer answer ENOTCONN there too).
   absl::Status s;
   if (!idempotent) {
-    s = absl::FailedPreconditionError(absl::StrCat("ENOTCONN: connection ", name(), "/", id, " is CLOSED"));
-    s.SetPayload("tcplab.errno", absl::Cord("ENOTCONN"));
+    s = tcp::SocketError(absl::StatusCode::kFailedPrecondition, "ENOTCONN",
+                         absl::StrCat("connection ", name(), "/", id, " is CLOSED"));
   }
   if (call) AppLog(id, call, s, it->second.stack);
   return s;

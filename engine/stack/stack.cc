@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "engine/tcp/socket_error.h"
 #include "engine/wire/codec.h"
 
 namespace tcplab::stack {
@@ -303,8 +304,8 @@ Stack::Conn& Stack::NewConn(wire::Endpoint local, wire::Endpoint remote, ConnId 
 absl::StatusOr<ConnId> Stack::Listen(wire::Endpoint local, Instant now, int backlog) {
   if (local.port == 0) return absl::InvalidArgumentError("listen: local port must not be 0");
   if (listen_by_ep_.contains(EndpointKey{local})) {
-    return absl::AlreadyExistsError(
-        absl::StrCat("EADDRINUSE: ", local.ToString(), " is already listening"));
+    return tcp::SocketError(absl::StatusCode::kAlreadyExists, "EADDRINUSE",
+                            absl::StrCat(local.ToString(), " is already listening"));
   }
   ConnId id = NewId();
   listeners_[id] = Listener{id, local, backlog > 0 ? backlog : cfg_.default_backlog, {}, 0};
@@ -320,8 +321,8 @@ absl::StatusOr<ConnId> Stack::Accept(ConnId listener) {
   }
   auto& q = it->second.accept_queue;
   if (q.empty()) {
-    return absl::UnavailableError(
-        absl::StrCat("EAGAIN: no established connection waiting on listener ", listener));
+    return tcp::SocketError(absl::StatusCode::kUnavailable, "EAGAIN",
+                            absl::StrCat("no established connection waiting on listener ", listener));
   }
   ConnId id = q.front();
   q.pop_front();
@@ -343,8 +344,8 @@ absl::StatusOr<uint16_t> Stack::PickEphemeralPort(wire::Endpoint local, wire::En
       return port;
     }
   }
-  return absl::ResourceExhaustedError(
-      absl::StrCat("EADDRNOTAVAIL: no free ephemeral port towards ", remote.ToString()));
+  return tcp::SocketError(absl::StatusCode::kResourceExhausted, "EADDRNOTAVAIL",
+                          absl::StrCat("no free ephemeral port towards ", remote.ToString()));
 }
 
 absl::StatusOr<ConnId> Stack::Connect(wire::Endpoint local, wire::Endpoint remote, Instant now) {
@@ -356,9 +357,10 @@ absl::StatusOr<ConnId> Stack::Connect(wire::Endpoint local, wire::Endpoint remot
     if (!port.ok()) return port.status();
     local.port = *port;
   } else if (auto it = demux_.find(Tuple{local, remote}); it != demux_.end()) {
-    return absl::AlreadyExistsError(absl::StrCat(
-        "EADDRINUSE: ", local.ToString(), " -> ", remote.ToString(), " is in use by connection ",
-        it->second, " (", std::string(tcp::ToString(conns_.at(it->second).tcb->state())), ")"));
+    return tcp::SocketError(
+        absl::StatusCode::kAlreadyExists, "EADDRINUSE",
+        absl::StrCat(local.ToString(), " -> ", remote.ToString(), " is in use by connection ", it->second, " (",
+                     std::string(tcp::ToString(conns_.at(it->second).tcb->state())), ")"));
   }
   Conn& c = NewConn(local, remote, 0);
   c.owned = true;

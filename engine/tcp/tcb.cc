@@ -5,6 +5,7 @@
 
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
+#include "engine/tcp/socket_error.h"
 
 namespace tcplab::tcp {
 
@@ -19,14 +20,6 @@ constexpr uint8_t kMaxWindowScale = 14;
 constexpr Duration kPawsIdle = std::chrono::hours(24 * 24);
 // RFC 7323 §3.2: the timestamps option takes 10 octets, 12 with its padding.
 constexpr uint16_t kTimestampOptionLen = 12;
-
-// Errors carry the errno a socket user would see, in the message and as a payload, so that
-// the grader can map them back.
-absl::Status SocketError(absl::StatusCode code, const char* errno_name, const std::string& msg) {
-  absl::Status s(code, absl::StrCat(errno_name, ": ", msg));
-  s.SetPayload("tcplab.errno", absl::Cord(errno_name));
-  return s;
-}
 
 // absl::StrCat in Debian's Abseil takes absl::string_view, not std::string_view.
 std::string Name(TcpState s) { return std::string(ToString(s)); }

@@ -4,6 +4,7 @@
 // (§3.10.7.2) with its backlog and accept queue, ephemeral ports and 4-tuple conflicts,
 // datagram validation, reaping, and TIME-WAIT reuse (RFC 9293 §3.10.7.4, RFC 6191).
 #include "engine/stack/stack.h"
+#include "engine/tcp/socket_error.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -23,6 +24,12 @@
 
 namespace tcplab::stack {
 namespace {
+
+// The errno a socket user would see, as the payload the server turns into metadata.
+std::string ErrnoOf(const absl::Status& s) {
+  auto p = s.GetPayload(tcp::kErrnoPayload);
+  return p ? std::string(*p) : "(none)";
+}
 
 using namespace std::chrono_literals;
 using ::testing::HasSubstr;
@@ -301,6 +308,7 @@ TEST(Listen, SecondListenOnTheSameEndpointIsEaddrinuse) {
   ASSERT_FALSE(again.ok());
   EXPECT_TRUE(absl::IsAlreadyExists(again.status()));
   EXPECT_THAT(again.status().message(), HasSubstr("EADDRINUSE"));
+  EXPECT_EQ(ErrnoOf(again.status()), "EADDRINUSE");
 }
 
 // Closing a listener resets the connections nobody accepted, established or not, as close(2)
@@ -355,6 +363,7 @@ TEST(Accept, NothingEstablishedIsEagain) {
   ASSERT_FALSE(c.ok());
   EXPECT_TRUE(absl::IsUnavailable(c.status()));
   EXPECT_THAT(c.status().message(), HasSubstr("EAGAIN"));
+  EXPECT_EQ(ErrnoOf(c.status()), "EAGAIN");
 }
 
 // An accepted connection leaves the queue: the next accept has nothing.
@@ -389,6 +398,7 @@ TEST(Connect, PicksEphemeralPortsFromTheRangeUntilExhausted) {
   absl::StatusOr<tcp::ConnId> third = n.stack().Connect(any_port, remote, n.now());
   ASSERT_FALSE(third.ok());
   EXPECT_THAT(third.status().message(), HasSubstr("EADDRNOTAVAIL"));
+  EXPECT_EQ(ErrnoOf(third.status()), "EADDRNOTAVAIL");
 }
 
 // The ephemeral search skips ports whose 4-tuple is taken.
@@ -415,6 +425,7 @@ TEST(Connect, DuplicateFourTupleIsEaddrinuse) {
   ASSERT_FALSE(second.ok());
   EXPECT_TRUE(absl::IsAlreadyExists(second.status()));
   EXPECT_THAT(second.status().message(), HasSubstr("EADDRINUSE"));
+  EXPECT_EQ(ErrnoOf(second.status()), "EADDRINUSE");
   EXPECT_THAT(second.status().message(), HasSubstr(std::to_string(*first)));
 }
 
